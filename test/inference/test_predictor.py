@@ -1,0 +1,148 @@
+"""Segmenter: shapes, value ranges, normalization, modes, batching and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from vltseg_ros.errors import ConfigError, DeviceError, InvalidImageError
+from vltseg_ros.inference.predictor import Segmenter
+
+
+@pytest.fixture(scope="module")
+def segmenter() -> Segmenter:
+    torch.manual_seed(0)
+    return Segmenter.load("tiny")
+
+
+def _image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (71, 133), (17, 200), (130, 9 * 8)])
+@pytest.mark.parametrize("mode", ["slide", "whole"])
+def test_shapes_ranges_and_normalization(segmenter, size, mode) -> None:
+    segmenter.inference = dataclasses.replace(segmenter.config.inference, mode=mode)
+    result = segmenter.predict(_image(*size), return_scores=True)
+    assert result.labels.shape == size and result.labels.dtype == np.uint8
+    assert result.confidence.shape == size and result.confidence.dtype == np.float32
+    assert result.scores.shape == (19, *size) and result.scores.dtype == np.float32
+    assert result.scores.min() >= 0
+    np.testing.assert_allclose(result.scores.sum(0), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(result.labels, result.scores.argmax(0))
+    np.testing.assert_allclose(result.confidence, result.scores.max(0), rtol=0, atol=0)
+    assert result.confidence.min() >= 1 / 19 - 1e-6 and result.confidence.max() <= 1
+
+
+def test_scores_are_the_normalized_reference_scores(segmenter) -> None:
+    """Whole mode on a crop-sized frame: raw model scores divided by their per-pixel sum."""
+    segmenter.inference = segmenter.config.inference
+    image = _image(64, 64)
+    result = segmenter.predict(image, return_scores=True)
+    mean = torch.tensor(segmenter.config.normalization.mean).view(1, 3, 1, 1)
+    std = torch.tensor(segmenter.config.normalization.std).view(1, 3, 1, 1)
+    x = (torch.from_numpy(image).permute(2, 0, 1)[None].float() - mean) / std
+    with torch.no_grad():
+        raw = segmenter.model(x)[0]
+    np.testing.assert_allclose(result.scores, (raw / raw.sum(0)).numpy(), atol=1e-6)
+
+
+def test_slide_equals_whole_when_one_crop_covers_the_image(segmenter) -> None:
+    image = _image(64, 64, seed=3)
+    config = segmenter.config.inference
+    segmenter.inference = dataclasses.replace(config, mode="slide")
+    slide = segmenter.predict(image, return_scores=True)
+    segmenter.inference = dataclasses.replace(config, mode="whole", whole_size=(64, 64))
+    whole = segmenter.predict(image, return_scores=True)
+    np.testing.assert_array_equal(slide.labels, whole.labels)
+    np.testing.assert_allclose(slide.scores, whole.scores, atol=1e-6)
+
+
+def test_batch_equals_one_by_one_and_sizes_may_differ(segmenter) -> None:
+    segmenter.inference = segmenter.config.inference
+    images = [_image(70, 133, 1), _image(64, 64, 2), _image(90, 50, 3)]
+    batched = segmenter.predict_batch(images, return_scores=True)
+    for image, result in zip(images, batched, strict=True):
+        single = segmenter.predict(image, return_scores=True)
+        np.testing.assert_array_equal(single.labels, result.labels)
+        np.testing.assert_allclose(single.scores, result.scores, atol=1e-5)
+
+
+def test_bgr_input_equals_rgb_input(segmenter) -> None:
+    image = _image(70, 100, 4)
+    rgb = segmenter.predict(image, "rgb")
+    bgr = segmenter.predict(np.ascontiguousarray(image[..., ::-1]), "bgr")
+    np.testing.assert_array_equal(rgb.labels, bgr.labels)
+
+
+def test_threshold_marks_unsure_pixels_255(segmenter) -> None:
+    image = _image(64, 80, 5)
+    plain = segmenter.predict(image)
+    cut = float(np.median(plain.confidence))
+    result = segmenter.predict(image, confidence_threshold=cut)
+    unsure = plain.confidence < cut
+    assert unsure.any() and (~unsure).any()
+    assert np.all(result.labels[unsure] == 255)
+    np.testing.assert_array_equal(result.labels[~unsure], plain.labels[~unsure])
+
+
+def test_output_size(segmenter) -> None:
+    result = segmenter.predict(_image(70, 133), output_size=(35, 60), return_scores=True)
+    assert result.labels.shape == (35, 60) and result.scores.shape == (19, 35, 60)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros((64, 64, 3), np.float32), "uint8"),
+        (np.zeros((64, 64, 3), np.uint16), "uint8"),
+        (np.zeros((64, 64), np.uint8), r"\(H, W, 3\)"),
+        (np.zeros((64, 64, 4), np.uint8), r"\(H, W, 3\)"),
+        (np.zeros((0, 64, 3), np.uint8), "empty"),
+        (np.zeros((7, 64, 3), np.uint8), "smaller than the model's patch"),
+        ([[0, 0, 0]], "numpy array"),
+    ],
+)
+def test_bad_images_raise_specific_errors(segmenter, image, message) -> None:
+    with pytest.raises(InvalidImageError, match=message):
+        segmenter.predict(image)
+
+
+def test_bad_settings(segmenter) -> None:
+    with pytest.raises(InvalidImageError, match="color_order"):
+        segmenter.predict(_image(64, 64), "yuv")
+    with pytest.raises(ConfigError, match="confidence_threshold"):
+        segmenter.predict(_image(64, 64), confidence_threshold=1.5)
+    with pytest.raises(ConfigError, match="minimum"):
+        segmenter.inference = dataclasses.replace(
+            segmenter.inference, crop_size=(8, 8), stride=(8, 8)
+        )
+    with pytest.raises(DeviceError, match="CUDA"):
+        Segmenter(segmenter.model, precision="fp16")
+    with pytest.raises(ConfigError, match="precision"):
+        Segmenter(segmenter.model, precision="int4")
+    with pytest.raises(DeviceError):
+        Segmenter(segmenter.model, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="not available"):
+            Segmenter(segmenter.model, device="cuda")
+
+
+def test_random_weights_are_flagged() -> None:
+    assert Segmenter.load("tiny").random_weights
+    with pytest.raises(ConfigError, match="give a model"):
+        Segmenter.load()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_agrees_with_cpu(segmenter, precision) -> None:
+    image = _image(70, 133, 6)
+    segmenter.inference = segmenter.config.inference
+    cpu = segmenter.predict(image)
+    gpu = Segmenter(segmenter.model, device="cuda", precision=precision).predict(image)
+    segmenter.model.cpu()
+    assert np.mean(cpu.labels == gpu.labels) > 0.99

@@ -1,0 +1,1 @@
+"""The ``vltseg`` command line (one module per subcommand)."""

@@ -1,0 +1,73 @@
+"""Command-line options shared by subcommands that run a model."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from vltseg_ros.config import available_models
+from vltseg_ros.inference.predictor import Segmenter
+
+DEFAULT_MODEL = "vit-b-16"
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint / --model, device, precision and inference-mode options."""
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--checkpoint", help="weights: a vltseg .safetensors file (or a .pt state dict + --model)"
+    )
+    group.add_argument(
+        "--model",
+        help=f"built-in architecture ({', '.join(available_models())}) or a YAML config file; "
+        f"default {DEFAULT_MODEL} when no checkpoint is given",
+    )
+    group.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    group.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    group.add_argument("--batch-size", type=int, default=4, help="crops per forward pass")
+    infer = parser.add_argument_group("inference (defaults come from the model config)")
+    infer.add_argument("--mode", choices=("slide", "whole"))
+    infer.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), help="slide crop size")
+    infer.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="slide stride")
+    infer.add_argument(
+        "--test-scale",
+        type=int,
+        nargs=2,
+        metavar=("LONG", "SHORT"),
+        help="rescale frames (keeping aspect) to fit LONGxSHORT before sliding",
+    )
+    infer.add_argument(
+        "--whole-size", type=int, nargs=2, metavar=("H", "W"), help="network input in whole mode"
+    )
+
+
+def load_segmenter(args: argparse.Namespace) -> Segmenter:
+    """Build the Segmenter the options describe; warns loudly when weights are random."""
+    model = args.model or (None if args.checkpoint else DEFAULT_MODEL)
+    segmenter = Segmenter.load(
+        model,
+        args.checkpoint,
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+    )
+    overrides = {
+        "mode": args.mode,
+        "crop_size": tuple(args.crop) if args.crop else None,
+        "stride": tuple(args.stride) if args.stride else None,
+        "test_scale": tuple(args.test_scale) if args.test_scale else None,
+        "whole_size": tuple(args.whole_size) if args.whole_size else None,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides:
+        segmenter.inference = dataclasses.replace(segmenter.inference, **overrides)
+    if segmenter.random_weights:
+        print(
+            "\n" + "!" * 78 + "\n"
+            f"!! WARNING: no --checkpoint given. Model '{segmenter.config.name}' has RANDOM\n"
+            "!! weights: every output below is meaningless noise. Pass --checkpoint FILE\n"
+            "!! (a vltseg .safetensors checkpoint) for real segmentation.\n" + "!" * 78 + "\n",
+            file=sys.stderr,
+        )
+    return segmenter

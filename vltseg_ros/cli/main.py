@@ -1,0 +1,42 @@
+"""Entry point of the ``vltseg`` command: dispatches to one module per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from vltseg_ros.cli import segment
+from vltseg_ros.errors import VLTSegError
+
+_SUBCOMMANDS = (segment,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="vltseg", description="Domain-generalized semantic segmentation (VLTSeg)."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _SUBCOMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``vltseg``; returns the process exit code (0 ok, 1 some inputs failed, 2 usage)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.run(args))
+    except VLTSegError as exc:
+        print(f"vltseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

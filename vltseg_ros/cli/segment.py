@@ -1,0 +1,99 @@
+"""``vltseg segment``: segment image files and write label, confidence and overlay PNGs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from vltseg_ros.cli.common import add_model_arguments, load_segmenter
+from vltseg_ros.errors import InvalidImageError
+from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.samples import synthetic_street_scene
+from vltseg_ros.visualize import confidence_to_uint8, overlay
+
+LOG = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``segment`` subcommand."""
+    parser = subparsers.add_parser(
+        "segment",
+        help="segment image files",
+        description="Segment images; for each IMAGE write <stem>_labels.png (uint8 train ids, "
+        "255 = below --threshold), <stem>_confidence.png (uint8, confidence x 255) and "
+        "<stem>_overlay.png (class colors over the image) into --out.",
+    )
+    parser.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="image files")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="also segment a generated 1024x512 street scene (written as synthetic.png)",
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=0.0, help="confidence below which label is 255"
+    )
+    parser.add_argument("--alpha", type=float, default=0.5, help="overlay color weight")
+    add_model_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Segment every input; returns 1 if any image failed (others still run), 2 on usage."""
+    if not args.images and not args.synthetic:
+        print("vltseg segment: error: give at least one IMAGE or --synthetic", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    inputs = list(args.images)
+    if args.synthetic:
+        image, _ = synthetic_street_scene(512, 1024, seed=0)
+        inputs.append(args.out / "synthetic.png")
+        _write(inputs[-1], image[..., ::-1])
+    segmenter = load_segmenter(args)
+    failures = 0
+    for path, stem in tqdm(list(zip(inputs, _unique_stems(inputs), strict=True)), unit="image"):
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            LOG.error("cannot read image %s (missing, corrupt or not an image); skipped", path)
+            failures += 1
+            continue
+        try:
+            _segment_one(segmenter, bgr, args, stem)
+        except (OSError, InvalidImageError) as exc:
+            LOG.error("cannot segment %s: %s; skipped", path, exc)
+            failures += 1
+    LOG.info("wrote %d result set(s) to %s", len(inputs) - failures, args.out)
+    return 1 if failures else 0
+
+
+def _segment_one(
+    segmenter: Segmenter, bgr: np.ndarray, args: argparse.Namespace, stem: str
+) -> None:
+    result = segmenter.predict(bgr, "bgr", confidence_threshold=args.threshold)
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    blended = overlay(rgb, result.labels, segmenter.class_set, alpha=args.alpha)
+    _write(args.out / f"{stem}_labels.png", result.labels)
+    _write(args.out / f"{stem}_confidence.png", confidence_to_uint8(result.confidence))
+    _write(args.out / f"{stem}_overlay.png", blended[..., ::-1])
+
+
+def _write(path: Path, image: np.ndarray) -> None:
+    """Write a PNG (3-channel images in BGR order, as OpenCV expects)."""
+    if not cv2.imwrite(str(path), np.ascontiguousarray(image)):
+        raise OSError(f"OpenCV could not write {path}")
+
+
+def _unique_stems(paths: list[Path]) -> list[str]:
+    """File stems, suffixed with _2, _3, ... where two inputs share a stem."""
+    seen: dict[str, int] = {}
+    stems = []
+    for path in paths:
+        seen[path.stem] = seen.get(path.stem, 0) + 1
+        stems.append(path.stem if seen[path.stem] == 1 else f"{path.stem}_{seen[path.stem]}")
+    return stems

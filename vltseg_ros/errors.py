@@ -1,0 +1,39 @@
+"""Exceptions raised by the vltseg_ros core.
+
+Every error a user can cause (bad image, bad configuration, bad checkpoint) raises a subclass of
+:class:`VLTSegError` with a message that says what was wrong and what to do. Callers such as the
+ROS node catch :class:`VLTSegError` to log, count and skip instead of crashing.
+"""
+
+from __future__ import annotations
+
+
+class VLTSegError(Exception):
+    """Base class of every error the core raises on bad user input."""
+
+
+class ConfigError(VLTSegError, ValueError):
+    """A model, class-set or inference configuration is invalid."""
+
+
+class UnknownModelError(ConfigError, KeyError):
+    """A model name matches neither a built-in configuration nor a file."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidImageError(VLTSegError, ValueError):
+    """An input image has the wrong dtype, shape, channel count or size."""
+
+
+class CheckpointError(VLTSegError):
+    """A checkpoint file is unreadable, unsafe or does not match the model."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint path does not exist."""
+
+
+class DeviceError(VLTSegError, RuntimeError):
+    """The requested device or precision is not available on this machine."""

@@ -1,0 +1,1 @@
+"""Running a model on camera frames: preprocessing, tiling, the Segmenter API."""
