@@ -39,4 +39,6 @@ demo: setup
 
 clean:
 	rm -rf $(VENV) build install log out .pytest_cache .ruff_cache *.egg-info
+	# links to the generated message modules in $(VENV) (scripts/setup_env.sh)
+	find vltseg_ros -maxdepth 1 -type l \( -name msg -o -name 'vltseg_ros_s__*' \) -delete
 	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

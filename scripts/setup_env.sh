@@ -6,6 +6,8 @@
 # - A sourced ROS 2 installation (ROS_DISTRO set and $PYTHON can `import rclpy`) is used as is:
 #   the venv sees its packages (--system-site-packages) and no ROS wheels are installed.
 # - Otherwise the ROS 2 Kilted wheels from PyPI (requirements/ros.txt, CPython 3.11) are installed.
+# - The package's messages (msg/*.msg) are built with CMake into the venv, with the generators of
+#   the wheels or of the sourced ROS 2; see "Messages" below for the layout.
 # - A stamp in the venv holds a hash of everything that decides its contents; when nothing
 #   changed, the script exits at once. Set FORCE=1 to reinstall anyway.
 set -euo pipefail
@@ -46,10 +48,16 @@ fi
 # --- Up to date? ---------------------------------------------------------------------------------
 KEY="$( {
     echo "python=$("$PYTHON" -c 'import sys; print(sys.version)') mode=$ROS_MODE"
-    cat requirements/*.txt constraints.txt setup.py pyproject.toml scripts/setup_env.sh
+    cat requirements/*.txt constraints.txt setup.py pyproject.toml scripts/setup_env.sh \
+        scripts/*.py scripts/vltseg_node \
+        CMakeLists.txt package.xml msg/*.msg
+    ls -d config launch 2>/dev/null || true  # linked into share/vltseg_ros when present
 } | sha256sum | cut -d' ' -f1)"
 
-if [[ -z "${FORCE:-}" && -f "$STAMP" && "$(cat "$STAMP")" == "$KEY" && -x "$VENV/bin/python" ]]; then
+# The links to the generated message modules live in the source tree (see "Messages"): a
+# `git clean -X` removes them without touching the stamp.
+if [[ -z "${FORCE:-}" && -f "$STAMP" && "$(cat "$STAMP")" == "$KEY" && -x "$VENV/bin/python" \
+    && -f vltseg_ros/msg/__init__.py ]]; then
     log "$VENV is up to date (FORCE=1 make setup reinstalls)"
     exit 0
 fi
@@ -86,18 +94,111 @@ else  # the system's own packages are visible too, and their conflicts are not o
     "${PIP[@]}" check || log "WARNING: 'pip check' reports conflicts (see above), continuing"
 fi
 
-# --- Smoke check: ML core and ROS imports, rclpy init/shutdown -----------------------------------
+# --- Messages -------------------------------------------------------------------------------------
+# Built with CMake as colcon would, but into the venv as the install prefix and with
+# VLTSEG_ROS_INSTALL_SOURCES=OFF, because the Python sources are the editable install above (a
+# second copy of package vltseg_ros in site-packages would shadow or be shadowed by it):
+# - type-support libraries go to $VENV/lib, which the wheels' start-up hook puts on
+#   LD_LIBRARY_PATH; the ament index and share/vltseg_ros go to $VENV/share, where config/ and
+#   launch/ are links to the source tree (edits take effect at once, as for the Python code);
+# - the generated Python part (vltseg_ros/msg/ and the vltseg_ros_s__*.so extension modules
+#   that it imports from the package's top level) goes to $VENV/$GEN_PY_DIR, which is not on
+#   sys.path, and is linked into the source package (git-ignored links, excluded from the CMake
+#   install), so `from vltseg_ros.msg import ...` resolves next to the editable sources;
+# - a .pth start-up hook (scripts/venv_ros_env.py) appends the venv to AMENT_PREFIX_PATH (for
+#   ament_index lookups) in every Python process of the venv and, with a sourced ROS 2, whose
+#   library path does not name the venv, restarts Python once with $VENV/lib on LD_LIBRARY_PATH
+#   (as the wheels' own hook does), since dlopen only reads the variable at process start.
+VENV_ABS="$(cd "$VENV" && pwd)"
+BUILD_DIR="$VENV_ABS/build/vltseg_ros"
+BUILD_LOG="$VENV_ABS/build/vltseg_ros.log"
+GEN_PY_DIR="lib/vltseg_ros_generated_py"
+GEN_PKG="$VENV_ABS/$GEN_PY_DIR/vltseg_ros"
+export PATH="$VENV_ABS/bin:$PATH"  # cmake, ninja (requirements/ros.txt) and the venv's python
+
+command -v cmake >/dev/null 2>&1 || die "cmake not found: building msg/*.msg needs CMake >= 3.20 \
+(the PyPI wheels mode installs it from requirements/ros.txt; with a sourced ROS 2, install it \
+with your ROS 2 tools, e.g. 'apt-get install cmake')"
+for compiler in cc c++; do
+    command -v "$compiler" >/dev/null 2>&1 || die "no C/C++ compiler ('$compiler' not found): \
+rosidl compiles the message type supports; install one, e.g. 'apt-get install build-essential'"
+done
+if [[ -e vltseg_ros/msg && ! -L vltseg_ros/msg ]]; then
+    die "vltseg_ros/msg is a real file or directory; setup links the generated message package \
+there. Move it away (the messages are defined in msg/*.msg) and rerun"
+fi
+
+if [[ "$ROS_MODE" == "wheels" ]]; then
+    "$VENV/bin/python" scripts/fix_ros_wheel_cmake.py "$VENV_ABS"
+    ROS_PREFIXES="$VENV_ABS"
+else
+    [[ -n "${AMENT_PREFIX_PATH:-}" ]] || die "ROS_DISTRO=$ROS_DISTRO is set but AMENT_PREFIX_PATH \
+is empty: source the ROS 2 setup script (e.g. /opt/ros/$ROS_DISTRO/setup.bash) and rerun"
+    ROS_PREFIXES="$AMENT_PREFIX_PATH"
+fi
+GENERATOR="Unix Makefiles"
+command -v ninja >/dev/null 2>&1 && GENERATOR="Ninja"
+# A build directory configured with another generator (or a stale one) cannot be reused.
+if [[ -f "$BUILD_DIR/CMakeCache.txt" ]] &&
+    ! grep -qx "CMAKE_GENERATOR:INTERNAL=$GENERATOR" "$BUILD_DIR/CMakeCache.txt"; then
+    rm -rf "$BUILD_DIR"
+fi
+mkdir -p "$BUILD_DIR"
+log "building msg/*.msg into $VENV ($GENERATOR; log: $BUILD_LOG)"
+rm -rf "$VENV_ABS/$GEN_PY_DIR"  # no modules of since-removed messages left behind
+if ! {
+    AMENT_PREFIX_PATH="$ROS_PREFIXES" cmake -S . -B "$BUILD_DIR" -G "$GENERATOR" \
+        -DBUILD_TESTING=OFF \
+        -DCMAKE_PREFIX_PATH="${ROS_PREFIXES//:/;}" \
+        -DCMAKE_INSTALL_PREFIX="$VENV_ABS" \
+        -DCMAKE_INSTALL_RPATH="$VENV_ABS/lib" \
+        -DPython3_EXECUTABLE="$VENV_ABS/bin/python" \
+        -DPYTHON_INSTALL_DIR="$GEN_PY_DIR" \
+        -DVLTSEG_ROS_INSTALL_SOURCES=OFF &&
+        AMENT_PREFIX_PATH="$ROS_PREFIXES" cmake --build "$BUILD_DIR" &&
+        cmake --install "$BUILD_DIR"
+} >"$BUILD_LOG" 2>&1; then
+    tail -n 30 "$BUILD_LOG" >&2
+    die "building the messages failed (last lines above; full log: $BUILD_LOG)"
+fi
+[[ -f "$GEN_PKG/msg/__init__.py" ]] || die "the message build installed no Python module \
+($GEN_PKG/msg/__init__.py missing; is a Python type support available? see $BUILD_LOG)"
+
+find vltseg_ros -maxdepth 1 -type l \( -name msg -o -name 'vltseg_ros_s__*' \) -delete
+ln -sr "$GEN_PKG/msg" vltseg_ros/msg
+for module in "$GEN_PKG"/vltseg_ros_s__*; do
+    ln -sr "$module" vltseg_ros/
+done
+for dir in config launch; do
+    rm -rf "$VENV_ABS/share/vltseg_ros/$dir"
+    if [[ -d "$dir" ]]; then
+        ln -s "$PWD/$dir" "$VENV_ABS/share/vltseg_ros/$dir"
+    fi
+done
+SITE_PACKAGES="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+cp scripts/venv_ros_env.py "$SITE_PACKAGES/_vltseg_ros_venv.py"
+# Named to sort after the wheels' ros_wheels_bootstrapper.pth (.pth files run in name order).
+echo "import _vltseg_ros_venv" > "$SITE_PACKAGES/vltseg_ros_venv.pth"
+
+# --- Smoke check: ML core, ROS and message imports, rclpy init/shutdown -------------------------
 SMOKE_LOG_DIR="$(mktemp -d)"
 ROS_LOG_DIR="$SMOKE_LOG_DIR" "$VENV/bin/python" - <<'EOF'
 import onnxruntime, open_clip, timm, torch, yaml  # noqa: F401
 import rclpy
 import rclpy.lifecycle  # noqa: F401
 import sensor_msgs.msg  # noqa: F401
+from rclpy.serialization import deserialize_message, serialize_message
 
+import vltseg_ros.config  # noqa: F401
+from vltseg_ros.msg import ClassSet, SegmentationInfo
+
+info = SegmentationInfo(camera="front", class_fraction=[0.25, 0.75])
+assert deserialize_message(serialize_message(info), SegmentationInfo) == info
+assert deserialize_message(serialize_message(ClassSet()), ClassSet) == ClassSet()
 rclpy.init()
 rclpy.shutdown()
 print(f"[setup] ok: torch {torch.__version__}, open_clip {open_clip.__version__}, rclpy from "
-      f"{rclpy.__file__.rsplit('/', 2)[0]}")
+      f"{rclpy.__file__.rsplit('/', 2)[0]}, messages vltseg_ros.msg")
 EOF
 rm -rf "$SMOKE_LOG_DIR"
 

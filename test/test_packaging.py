@@ -1,13 +1,17 @@
-"""The ROS 2 package metadata, and the package built and installed with CMake as colcon does."""
+"""The ROS 2 package: metadata, the messages in the venv, and the package built with colcon."""
 
 from __future__ import annotations
 
 import ast
+import contextlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "vltseg_ros"
+NODE_ENTRY_POINT = "vltseg_node = vltseg_ros.ros.node:main"
 
 
 def _setup_py_keywords() -> dict[str, object]:
@@ -35,15 +40,25 @@ def _setup_py_keywords() -> dict[str, object]:
     assert len(calls) == 1, "setup.py must call setup() exactly once"
     keywords: dict[str, object] = {}
     for kw in calls[0].keywords:
-        if isinstance(kw.value, ast.Constant):
-            keywords[kw.arg] = kw.value.value
-        elif isinstance(kw.value, ast.Name) and kw.value.id in constants:
+        if isinstance(kw.value, ast.Name) and kw.value.id in constants:
             keywords[kw.arg] = constants[kw.value.id]
+        else:
+            # not a literal (e.g. find_namespace_packages(...)): left out
+            with contextlib.suppress(ValueError):
+                keywords[kw.arg] = ast.literal_eval(kw.value)
     return keywords
 
 
+def _package_xml() -> ET.Element:
+    return ET.parse(ROOT / "package.xml").getroot()
+
+
+def _deps(root: ET.Element, *tags: str) -> set[str]:
+    return {e.text for tag in tags for e in root.findall(tag)}
+
+
 def test_package_xml_matches_setup_py() -> None:
-    root = ET.parse(ROOT / "package.xml").getroot()
+    root = _package_xml()
     setup_kw = _setup_py_keywords()
 
     assert root.tag == "package"
@@ -55,10 +70,134 @@ def test_package_xml_matches_setup_py() -> None:
     assert vltseg_ros.__version__ == setup_kw["version"]
     assert root.findtext("export/build_type") == "ament_cmake"
     assert root.findtext("license") == "Apache-2.0"
-    buildtool = {e.text for e in root.findall("buildtool_depend")}
-    assert {"ament_cmake", "ament_cmake_python"} <= buildtool
-    exec_deps = {e.text for e in root.findall("exec_depend")}
-    assert {"rclpy", "sensor_msgs", "std_msgs"} <= exec_deps
+    assert {"ament_cmake", "ament_cmake_python"} <= _deps(root, "buildtool_depend")
+    exec_deps = _deps(root, "exec_depend", "depend")
+    assert {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "lifecycle_msgs"} <= exec_deps
+    assert NODE_ENTRY_POINT in setup_kw["entry_points"]["console_scripts"]
+
+
+def test_messages_are_declared_for_rosidl() -> None:
+    """package.xml and CMakeLists.txt generate every msg/*.msg, with its dependencies."""
+    root = _package_xml()
+    assert "rosidl_default_generators" in _deps(root, "buildtool_depend")
+    assert "std_msgs" in _deps(root, "depend")  # used by the messages: build and run time
+    assert "rosidl_default_runtime" in _deps(root, "exec_depend")
+    assert "rosidl_interface_packages" in _deps(root, "member_of_group")
+
+    cmake = (ROOT / "CMakeLists.txt").read_text()
+    call = re.search(r"rosidl_generate_interfaces\((.*?)\)", cmake, re.DOTALL)
+    assert call, "CMakeLists.txt does not call rosidl_generate_interfaces"
+    listed = set(re.findall(r'"(msg/[^"]+\.msg)"', call.group(1)))
+    on_disk = {str(p.relative_to(ROOT)) for p in (ROOT / "msg").glob("*.msg")}
+    assert listed == on_disk, f"CMakeLists.txt generates {listed}, msg/ holds {on_disk}"
+    assert re.search(r"DEPENDENCIES\s+std_msgs", call.group(1))
+
+
+def test_ros2_run_launcher() -> None:
+    launcher = ROOT / "scripts" / "vltseg_node"
+    assert os.access(launcher, os.X_OK), f"{launcher} is not executable"
+    text = launcher.read_text()
+    assert text.startswith("#!/usr/bin/env python3\n")
+    assert "from vltseg_ros.ros.node import main" in text
+    compile(text, str(launcher), "exec")
+
+
+# --- The messages in this venv (scripts/setup_env.sh) ----------------------------------------
+
+
+def _venv_messages():
+    """The generated message module of this venv; skips where it is not built."""
+    pytest.importorskip("rclpy", reason="no rclpy (run `make setup`)")
+    if not (ROOT / PACKAGE / "msg" / "__init__.py").is_file():
+        pytest.skip("the messages are not built into this venv (run `make setup`)")
+    import vltseg_ros.msg
+
+    return vltseg_ros.msg
+
+
+def test_venv_messages_sit_beside_the_editable_sources() -> None:
+    msg = _venv_messages()
+    from rclpy.serialization import deserialize_message, serialize_message
+    from std_msgs.msg import ColorRGBA
+
+    import vltseg_ros
+
+    # One package, from the source tree: no second copy in site-packages.
+    assert Path(vltseg_ros.__file__).parent == ROOT / PACKAGE
+    assert Path(msg.__file__).parent == ROOT / PACKAGE / "msg"
+    assert not (Path(sysconfig.get_paths()["purelib"]) / PACKAGE).exists()
+
+    info = msg.SegmentationInfo(
+        camera="front",
+        class_names=["road", "car"],
+        class_fraction=[0.25, 0.75],
+        inference_latency=0.125,
+        batch_frames=2,
+    )
+    info.header.frame_id = "cam0"
+    back = deserialize_message(serialize_message(info), msg.SegmentationInfo)
+    assert back == info and back.class_fraction.tolist() == [0.25, 0.75]
+    classes = msg.ClassSet(name="cityscapes", names=["road"], colors=[ColorRGBA(r=0.5, a=1.0)])
+    assert deserialize_message(serialize_message(classes), msg.ClassSet) == classes
+
+
+_SUBSCRIBER = """
+import json, sys, time, rclpy
+from vltseg_ros.msg import ClassSet, SegmentationInfo
+rclpy.init()
+node = rclpy.create_node("packaging_test_sub")
+got = {}
+node.create_subscription(SegmentationInfo, "info", lambda m: got.setdefault("info", m), 10)
+node.create_subscription(ClassSet, "classes", lambda m: got.setdefault("classes", m), 10)
+print("ready", flush=True)
+deadline = time.monotonic() + 20
+while len(got) < 2 and time.monotonic() < deadline:
+    rclpy.spin_once(node, timeout_sec=0.05)
+info, classes = got.get("info"), got.get("classes")
+print(json.dumps(info and classes and [info.camera, info.class_fraction.tolist(), classes.names]))
+"""
+
+
+def test_venv_messages_cross_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subprocess started with sys.executable receives both messages from this process."""
+    msg = _venv_messages()
+    import rclpy
+
+    monkeypatch.setenv("ROS_LOG_DIR", str(tmp_path / "log"))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(50 + os.getpid() % 50))  # apart from parallel runs
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SUBSCRIBER], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    context = rclpy.Context()
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        rclpy.init(context=context)
+        node = rclpy.create_node("packaging_test_pub", context=context)
+        info_pub = node.create_publisher(msg.SegmentationInfo, "info", 10)
+        classes_pub = node.create_publisher(msg.ClassSet, "classes", 10)
+        deadline = time.monotonic() + 30
+        while min(info_pub.get_subscription_count(), classes_pub.get_subscription_count()) < 1:
+            assert time.monotonic() < deadline, "the subscriber process never matched"
+            time.sleep(0.05)
+        info = msg.SegmentationInfo(camera="front", class_fraction=[0.5, 0.5])
+        classes = msg.ClassSet(name="cityscapes", names=["road", "car"])
+        while True:  # until the child has both (a match can precede the reader being ready)
+            info_pub.publish(info)
+            classes_pub.publish(classes)
+            try:
+                out, _ = child.communicate(timeout=0.1)
+                break
+            except subprocess.TimeoutExpired:
+                assert time.monotonic() < deadline, "the subscriber process received nothing"
+        assert json.loads(out.strip().splitlines()[-1]) == ["front", [0.5, 0.5], ["road", "car"]]
+    finally:
+        if child.poll() is None:
+            child.kill()
+        rclpy.try_shutdown(context=context)
+
+
+# --- The package built by colcon in a workspace ------------------------------------------------
 
 
 def _ament_prefixes() -> list[str]:
@@ -86,69 +225,130 @@ def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
     return proc
 
 
-def test_cmake_build_installs_python_package(tmp_path: Path) -> None:
-    bin_dir = str(Path(sys.executable).parent)
-    cmake = shutil.which("cmake", path=bin_dir) or shutil.which("cmake")
-    if cmake is None:
-        pytest.skip("cmake is not installed")
-    prefixes = _ament_prefixes()
-    if not any(
-        (Path(p) / "share/ament_cmake/cmake/ament_cmakeConfig.cmake").is_file() for p in prefixes
-    ):
-        pytest.skip(
-            "no ament_cmake CMake package in this venv or AMENT_PREFIX_PATH "
-            "(run `make setup`, or source a ROS 2 installation)"
-        )
-    generator = "Ninja" if shutil.which("ninja") else "Unix Makefiles"
-    if generator == "Unix Makefiles" and shutil.which("make") is None:
-        pytest.skip("neither ninja nor make is installed")
+def _copy_filter(directory: str, names: list[str]) -> set[str]:
+    """The package sources only: no venv (whatever its name), VCS data, build trees, caches.
 
-    build, install = tmp_path / "build", tmp_path / "install"
+    A copy rather than a link to the repository: with the venv inside the repository, CMake
+    would refuse to export targets whose include directories (the venv's numpy) lie in the
+    source directory.
+    """
+    skip = {".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
+    if Path(directory) == ROOT:
+        skip |= {"build", "install", "log", "out"}
+    return {
+        n
+        for n in names
+        if n in skip or n.endswith(".egg-info") or Path(directory, n, "pyvenv.cfg").is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def colcon_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``colcon build`` of the repository as ``src/vltseg_ros``; returns the install base."""
+    bin_dir = str(Path(sys.executable).parent)
+    tools = {t: shutil.which(t, path=bin_dir) or shutil.which(t) for t in ("colcon", "cmake")}
+    for tool, path in tools.items():
+        if path is None:
+            pytest.skip(
+                f"{tool} is not installed (run `make setup`, or source a ROS 2 installation)"
+            )
+    if shutil.which("cc") is None or shutil.which("bash") is None:
+        pytest.skip("no C compiler or no bash: cannot build and source the package")
+    prefixes = _ament_prefixes()
+    for pkg in ("ament_cmake", "rosidl_default_generators"):
+        if not any((Path(p) / f"share/{pkg}/cmake/{pkg}Config.cmake").is_file() for p in prefixes):
+            pytest.skip(
+                f"no {pkg} CMake package in this venv or AMENT_PREFIX_PATH "
+                "(run `make setup`, or source a ROS 2 installation)"
+            )
+
+    ws = tmp_path_factory.mktemp("colcon_ws")
+    shutil.copytree(ROOT, ws / "src" / PACKAGE, symlinks=True, ignore=_copy_filter)
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
-    env["AMENT_PREFIX_PATH"] = os.pathsep.join(prefixes)
-    _run(
-        [
-            cmake,
-            "-S",
-            str(ROOT),
-            "-B",
-            str(build),
-            "-G",
-            generator,
-            "-DBUILD_TESTING=OFF",
-            f"-DCMAKE_PREFIX_PATH={';'.join(prefixes)}",
-            f"-DCMAKE_INSTALL_PREFIX={install}",
-            f"-DPython3_EXECUTABLE={sys.executable}",
-        ],
-        env,
-        tmp_path,
-    )
-    _run([cmake, "--build", str(build)], env, tmp_path)
-    _run([cmake, "--install", str(build)], env, tmp_path)
+    env["AMENT_PREFIX_PATH"] = env["CMAKE_PREFIX_PATH"] = os.pathsep.join(prefixes)
+    env["COLCON_HOME"] = str(ws / "colcon_home")  # no user defaults.yaml
+    cmd = [tools["colcon"], "--log-base", "log", "build", "--base-paths", "src"]
+    cmd += ["--event-handlers", "desktop_notification-", "--cmake-args", "-DBUILD_TESTING=OFF"]
+    _run([*cmd, f"-DPython3_EXECUTABLE={sys.executable}"], env, ws)
+    return ws / "install"
 
-    py_dir = _python_install_dir(install)
-    pkg_dir = py_dir / PACKAGE
-    assert (pkg_dir / "config.py").is_file(), f"config.py not installed under {py_dir}"
+
+def test_colcon_installs_package(colcon_install: Path) -> None:
+    prefix = colcon_install / PACKAGE  # colcon's default isolated layout
+    pkg_dir = _python_install_dir(prefix) / PACKAGE
+    assert (pkg_dir / "config.py").is_file(), f"config.py not installed under {pkg_dir}"
     src_configs = ROOT / PACKAGE / "model_configs"
     yamls = sorted(p.relative_to(src_configs) for p in src_configs.rglob("*.yaml"))
     assert yamls, "the source tree has no model configs"
     for rel in yamls:
         assert (pkg_dir / "model_configs" / rel).is_file(), f"model_configs/{rel} not installed"
-    assert not list(pkg_dir.rglob("__pycache__")), "__pycache__ must not be installed"
-    assert (install / "share" / PACKAGE / "package.xml").is_file()
-    hook = install / "share" / PACKAGE / "environment" / "pythonpath.dsv"
+    # The generated modules are byte-compiled at install time; nothing else may bring .pyc files.
+    pycache = {p.parent.parent.relative_to(pkg_dir) for p in pkg_dir.rglob("__pycache__/*.pyc")}
+    assert pycache <= {Path("."), Path("msg")}, f"__pycache__ copied from the source: {pycache}"
+    assert not list(pkg_dir.glob("__pycache__/config.*"))
+    assert not [p for p in pkg_dir.rglob("*") if p.is_symlink()], "links of the venv installed"
+    for name in ("SegmentationInfo", "ClassSet"):
+        assert (prefix / "share" / PACKAGE / "msg" / f"{name}.msg").is_file()
+    index = prefix / "share/ament_index/resource_index"
+    assert (index / "rosidl_interfaces" / PACKAGE).is_file()
+    assert (index / "packages" / PACKAGE).is_file()
+    assert (prefix / "share" / PACKAGE / "package.xml").is_file()
+    assert (prefix / "share" / PACKAGE / "config" / "fastdds_large_data.xml").is_file()
+    hook = prefix / "share" / PACKAGE / "environment" / "pythonpath.dsv"
     assert hook.is_file(), "no PYTHONPATH hook: `source install/setup.bash` would not find it"
+    node = prefix / "lib" / PACKAGE / "vltseg_node"
+    assert node.is_file() and os.access(node, os.X_OK), f"{node} missing or not executable"
 
-    # The installed copy (not the source tree) imports and finds its package data.
-    probe = (
-        "import importlib.resources as r, vltseg_ros.config as c; "
-        "print(c.__file__); "
-        "print(sorted(f.name for f in r.files('vltseg_ros.model_configs').iterdir() "
-        "if f.name.endswith('.yaml')))"
+
+def _run_installed(install: Path, code: str, tmp_path: Path) -> dict:
+    """Run Python ``code`` (printing JSON last) after ``source install/setup.bash``."""
+    env = dict(os.environ, ROS_LOG_DIR=str(tmp_path / "log"), PYTHONDONTWRITEBYTECODE="1")
+    script = f'source "{install}/setup.bash" && exec "{sys.executable}" -c "$0"'
+    # cwd: not the repository, whose sources would otherwise be importable from '' on sys.path
+    out = _run(["bash", "-c", script, code], env, tmp_path).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+_IMPORT_PROBE = """
+import json, sys
+import vltseg_ros, vltseg_ros.config
+from vltseg_ros.msg import ClassSet, SegmentationInfo
+from rclpy.serialization import deserialize_message, serialize_message
+from vltseg_ros.ros.transport import large_data_profile_path
+
+info = SegmentationInfo(camera="front", class_fraction=[0.25, 0.75])
+same = deserialize_message(serialize_message(info), SegmentationInfo) == info  # loads the libs
+same = same and deserialize_message(serialize_message(ClassSet()), ClassSet) == ClassSet()
+maps = open("/proc/self/maps").read().split()
+print(json.dumps({
+    "roundtrip": same,
+    "modules": [vltseg_ros.__file__, vltseg_ros.config.__file__,
+                sys.modules[SegmentationInfo.__module__].__file__,
+                sys.modules["vltseg_ros.vltseg_ros_s__rosidl_typesupport_c"].__file__,
+                str(large_data_profile_path())],
+    "libs": sorted({p for p in maps if "/libvltseg_ros__" in p}),
+}))
+"""
+
+
+def test_colcon_install_imports_from_install_prefix(colcon_install: Path, tmp_path: Path) -> None:
+    result = _run_installed(colcon_install, _IMPORT_PROBE, tmp_path)
+    assert result["roundtrip"]
+    prefix = (colcon_install / PACKAGE).resolve()
+    for path in result["modules"]:
+        assert Path(path).resolve().is_relative_to(prefix), f"{path} is not from {prefix}"
+    assert result["libs"], "no vltseg_ros type-support library was loaded"
+    for path in result["libs"]:  # not the venv's copies of the type-support libraries
+        assert Path(path).resolve().is_relative_to(prefix / "lib"), f"{path} loaded"
+
+
+def test_colcon_install_imports_node(colcon_install: Path, tmp_path: Path) -> None:
+    if not (ROOT / PACKAGE / "ros" / "node.py").is_file():
+        pytest.skip("node module not written yet")
+    code = (
+        "import json, vltseg_ros.ros.node as n\nprint(json.dumps([n.__file__, callable(n.main)]))"
     )
-    env["PYTHONPATH"] = os.pathsep.join([str(py_dir), env.get("PYTHONPATH", "")])
-    out = _run([sys.executable, "-c", probe], env, tmp_path).stdout.splitlines()
-    assert Path(out[0]).resolve() == (pkg_dir / "config.py").resolve()
-    top_level = sorted(str(p) for p in yamls if p.parent == Path("."))
-    assert out[1] == str(top_level)
+    path, has_main = _run_installed(colcon_install, code, tmp_path)
+    assert Path(path).resolve().is_relative_to((colcon_install / PACKAGE).resolve())
+    assert has_main

@@ -131,7 +131,8 @@ def config_from_metadata(metadata: Mapping[str, str], path: str | Path) -> Model
     if metadata.get("format") != FORMAT or "model_config" not in metadata:
         raise CheckpointError(
             f"{str(path)!r} carries no vltseg_ros model config (format "
-            f"{metadata.get('format', 'none')!r}); pass the architecture with --model NAME"
+            f"{metadata.get('format', 'none')!r}); pass the architecture (--model NAME, or "
+            "the node's model parameter)"
         )
     try:
         return ModelConfig.from_dict(json.loads(metadata["model_config"]))

@@ -22,6 +22,8 @@ import yaml
 from vltseg_ros.errors import ConfigError, UnknownModelError
 
 _CONFIG_PACKAGE = "vltseg_ros.model_configs"
+DEFAULT_MODEL = "vit-b-16"
+"""Architecture the CLI and the node use when given neither a model nor a checkpoint."""
 _CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 

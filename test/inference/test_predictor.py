@@ -10,12 +10,19 @@ import torch
 
 from vltseg_ros.errors import ConfigError, DeviceError, InvalidImageError
 from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.model.segmentor import VLTSeg, build_model
 
 
 @pytest.fixture(scope="module")
-def segmenter() -> Segmenter:
+def tiny_model() -> VLTSeg:
     torch.manual_seed(0)
-    return Segmenter.load("tiny")
+    return build_model("tiny").eval()
+
+
+@pytest.fixture
+def segmenter(tiny_model) -> Segmenter:
+    """A fresh Segmenter per test (tests change its inference settings) on a shared model."""
+    return Segmenter(tiny_model)
 
 
 def _image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -39,7 +46,6 @@ def test_shapes_ranges_and_normalization(segmenter, size, mode) -> None:
 
 def test_scores_are_the_normalized_reference_scores(segmenter) -> None:
     """Whole mode on a crop-sized frame: raw model scores divided by their per-pixel sum."""
-    segmenter.inference = segmenter.config.inference
     image = _image(64, 64)
     result = segmenter.predict(image, return_scores=True)
     mean = torch.tensor(segmenter.config.normalization.mean).view(1, 3, 1, 1)
@@ -62,7 +68,6 @@ def test_slide_equals_whole_when_one_crop_covers_the_image(segmenter) -> None:
 
 
 def test_batch_equals_one_by_one_and_sizes_may_differ(segmenter) -> None:
-    segmenter.inference = segmenter.config.inference
     images = [_image(70, 133, 1), _image(64, 64, 2), _image(90, 50, 3)]
     batched = segmenter.predict_batch(images, return_scores=True)
     for image, result in zip(images, batched, strict=True):
@@ -141,8 +146,60 @@ def test_random_weights_are_flagged() -> None:
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_cuda_agrees_with_cpu(segmenter, precision) -> None:
     image = _image(70, 133, 6)
-    segmenter.inference = segmenter.config.inference
     cpu = segmenter.predict(image)
     gpu = Segmenter(segmenter.model, device="cuda", precision=precision).predict(image)
     segmenter.model.cpu()
     assert np.mean(cpu.labels == gpu.labels) > 0.99
+
+
+def test_model_resolution_output(segmenter) -> None:
+    segmenter.inference = dataclasses.replace(segmenter.config.inference, test_scale=(96, 48))
+    result = segmenter.predict(_image(100, 200), output_size="model")
+    assert result.labels.shape == (48, 96)  # the frame rescaled into 96 x 48
+    segmenter.inference = dataclasses.replace(
+        segmenter.config.inference, mode="whole", whole_size=(32, 48)
+    )
+    assert segmenter.predict(_image(100, 200), output_size="model").labels.shape == (32, 48)
+
+
+def test_label_resize_mode_is_the_nearest_upsampled_model_result(segmenter) -> None:
+    segmenter.inference = dataclasses.replace(segmenter.config.inference, test_scale=(64, 32))
+    image = _image(64, 128, 7)
+    small = segmenter.predict(image, output_size="model")
+    cheap = segmenter.predict(image, resize="labels")
+    exact = segmenter.predict(image, resize="scores")
+    assert small.labels.shape == (32, 64) and cheap.labels.shape == (64, 128)
+    np.testing.assert_array_equal(cheap.labels, np.repeat(np.repeat(small.labels, 2, 0), 2, 1))
+    np.testing.assert_array_equal(
+        cheap.confidence, np.repeat(np.repeat(small.confidence, 2, 0), 2, 1)
+    )
+    assert np.mean(cheap.labels == exact.labels) > 0.5  # same scene, coarser boundaries
+    with pytest.raises(ConfigError, match="resize"):
+        segmenter.predict(image, resize="bicubic")
+
+
+def test_per_image_color_orders(segmenter) -> None:
+    image = _image(64, 64, 8)
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    a, b = segmenter.predict_batch([image, bgr], ["rgb", "bgr"])
+    np.testing.assert_array_equal(a.labels, b.labels)
+    with pytest.raises(ConfigError, match="color orders"):
+        segmenter.predict_batch([image, bgr], ["rgb"])
+
+
+def test_summary_matches_the_labels_and_confidence(segmenter) -> None:
+    image = _image(70, 133, 9)
+    cut = float(np.median(segmenter.predict(image).confidence))
+    result = segmenter.predict(image, confidence_threshold=cut, summarize=True)
+    labels, confidence, summary = result.labels, result.confidence, result.summary
+    counts = np.bincount(labels.ravel(), minlength=256)
+    np.testing.assert_allclose(summary.class_fraction, counts[:19] / labels.size, atol=1e-7)
+    assert summary.unlabeled_fraction == pytest.approx(counts[255] / labels.size)
+    assert 0 < summary.unlabeled_fraction < 1  # the threshold cut some pixels
+    for class_id in np.unique(labels[labels < 19]):
+        expected = confidence[labels == class_id].mean()
+        assert summary.class_mean_confidence[class_id] == pytest.approx(expected, rel=1e-5)
+    absent = counts[:19] == 0
+    assert np.all(summary.class_mean_confidence[absent] == 0)
+    assert summary.mean_confidence == pytest.approx(confidence.mean(), rel=1e-5)
+    assert segmenter.predict(_image(64, 64)).summary is None

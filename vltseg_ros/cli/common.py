@@ -6,10 +6,8 @@ import argparse
 import dataclasses
 import sys
 
-from vltseg_ros.config import available_models
+from vltseg_ros.config import DEFAULT_MODEL, available_models
 from vltseg_ros.inference.predictor import Segmenter
-
-DEFAULT_MODEL = "vit-b-16"
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

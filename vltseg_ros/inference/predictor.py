@@ -25,16 +25,21 @@ from vltseg_ros.config import ClassSet, InferenceConfig, ModelConfig, load_model
 from vltseg_ros.errors import ConfigError, DeviceError
 from vltseg_ros.inference.preprocess import (
     ColorOrder,
-    resize,
+    resize_nearest,
     to_normalized_tensor,
     validate_image,
 )
+from vltseg_ros.inference.preprocess import resize as _resize
+from vltseg_ros.inference.summary import ResultSummary
+from vltseg_ros.inference.summary import summarize as summarize_result
 from vltseg_ros.inference.tiling import ScoreCanvas, Tiling, tile
 from vltseg_ros.model.segmentor import VLTSeg
 
 LOG = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "fp16", "bf16"]
+ResizeMode = Literal["scores", "labels"]
+OutputSize = tuple[int, int] | Literal["model"] | None
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _EPS = 1e-12
 
@@ -49,11 +54,14 @@ class SegmentationResult:
         confidence: (H, W) float32 in [0, 1], the winning class's normalized score.
         scores: (C, H, W) float32 per-class scores summing to 1 per pixel, or None unless
             requested.
+        summary: per-class pixel shares and mean confidences of ``labels``, or None unless
+            requested (computed on the device before the copy to the host).
     """
 
     labels: np.ndarray
     confidence: np.ndarray
     scores: np.ndarray | None = None
+    summary: ResultSummary | None = None
 
 
 def resolve_device(device: str | torch.device, precision: Precision) -> torch.device:
@@ -170,7 +178,9 @@ class Segmenter:
         *,
         confidence_threshold: float = 0.0,
         return_scores: bool = False,
-        output_size: tuple[int, int] | None = None,
+        output_size: OutputSize = None,
+        resize: ResizeMode = "scores",
+        summarize: bool = False,
     ) -> SegmentationResult:
         """Segment one uint8 (H, W, 3) frame in ``color_order``; see :meth:`predict_batch`."""
         return self.predict_batch(
@@ -179,53 +189,79 @@ class Segmenter:
             confidence_threshold=confidence_threshold,
             return_scores=return_scores,
             output_size=output_size,
+            resize=resize,
+            summarize=summarize,
         )[0]
 
     def predict_batch(
         self,
         images: Sequence[np.ndarray],
-        color_order: ColorOrder = "rgb",
+        color_order: ColorOrder | Sequence[ColorOrder] = "rgb",
         *,
         confidence_threshold: float = 0.0,
         return_scores: bool = False,
-        output_size: tuple[int, int] | None = None,
+        output_size: OutputSize = None,
+        resize: ResizeMode = "scores",
+        summarize: bool = False,
     ) -> list[SegmentationResult]:
         """Segment several frames (sizes may differ) with their crops batched together.
 
         Args:
-            images: uint8 (H, W, 3) arrays, all in ``color_order`` ('rgb' or 'bgr').
+            images: uint8 (H, W, 3) arrays.
+            color_order: 'rgb' or 'bgr', for all images or one per image.
             confidence_threshold: pixels whose confidence is below it get label 255.
             return_scores: also return the (C, H, W) normalized class scores.
-            output_size: (H, W) of the outputs; default each frame's own size. Class scores are
-                resized (bilinear) before the argmax, as the reference evaluates.
+            output_size: (H, W) of the outputs; None: each frame's own size; "model": the
+                resolution the model saw (the frame after ``test_scale``, or ``whole_size``).
+            resize: how results reach ``output_size``: "scores" resizes the class scores
+                (bilinear) before the argmax, as the reference evaluates; "labels" takes the
+                argmax at model resolution and resizes labels and confidence (nearest),
+                cheaper and blockier.
+            summarize: also compute the per-class :class:`ResultSummary` of each result.
 
         Raises:
             InvalidImageError: an image has the wrong type, dtype, shape or is too small.
+            ConfigError: an option is out of range.
         """
         if not 0.0 <= confidence_threshold <= 1.0:
             raise ConfigError(
                 f"confidence_threshold must be in [0, 1], got {confidence_threshold}"
             )
+        if resize not in ("scores", "labels"):
+            raise ConfigError(f"resize must be 'scores' or 'labels', got {resize!r}")
+        orders = [color_order] * len(images) if isinstance(color_order, str) else color_order
+        if len(orders) != len(images):
+            raise ConfigError(f"{len(images)} images but {len(orders)} color orders")
         patch = self.model.encoder.patch_size
         frames = [validate_image(image, patch) for image in images]
+        norm = self.config.normalization
         with torch.inference_mode():
             tilings = [
-                tile(
-                    to_normalized_tensor(f, color_order, self.config.normalization, self.device),
-                    self.inference,
-                )
-                for f in frames
+                tile(to_normalized_tensor(f, order, norm, self.device), self.inference)
+                for f, order in zip(frames, orders, strict=True)
             ]
             canvases = self._run(tilings)
-            return [
-                self._finish(
-                    canvas.result(),
-                    output_size or frame.shape[:2],
-                    confidence_threshold,
-                    return_scores,
+            results = []
+            for canvas, frame in zip(canvases, frames, strict=True):
+                raw = canvas.result()
+                if output_size is None:
+                    size = frame.shape[:2]
+                elif output_size == "model":
+                    size = tuple(raw.shape[-2:])
+                else:
+                    size = output_size
+                results.append(
+                    scores_to_result(
+                        raw,
+                        size,
+                        confidence_threshold=confidence_threshold,
+                        return_scores=return_scores,
+                        resize=resize,
+                        ignore_index=self.class_set.ignore_index,
+                        summarize=summarize,
+                    )
                 )
-                for canvas, frame in zip(canvases, frames, strict=True)
-            ]
+            return results
 
     def _run(self, tilings: list[Tiling]) -> list[ScoreCanvas]:
         """Run all network inputs in batches of ``batch_size`` and stitch the scores."""
@@ -240,27 +276,51 @@ class Segmenter:
                 owner.add(crop_scores)
         return canvases
 
-    def _finish(
-        self,
-        raw: Tensor,
-        output_size: tuple[int, int],
-        threshold: float,
-        return_scores: bool,
-    ) -> SegmentationResult:
-        """Raw (C, h, w) scores -> normalized scores, confidence and labels at output_size."""
-        raw = resize(raw, tuple(output_size))
-        probs = raw / raw.sum(0, keepdim=True).clamp_min(_EPS)
-        confidence, labels = probs.max(0)
-        labels = labels.to(torch.uint8)
-        if threshold > 0:
-            labels[confidence < threshold] = self.class_set.ignore_index
-        return SegmentationResult(
-            labels=labels.cpu().numpy(),
-            confidence=confidence.cpu().numpy(),
-            scores=probs.cpu().numpy() if return_scores else None,
-        )
-
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+
+def scores_to_result(
+    raw: Tensor,
+    output_size: tuple[int, int],
+    *,
+    confidence_threshold: float = 0.0,
+    return_scores: bool = False,
+    resize: ResizeMode = "scores",
+    ignore_index: int = 255,
+    summarize: bool = False,
+) -> SegmentationResult:
+    """Raw non-negative class scores -> normalized scores, confidence and labels.
+
+    Args:
+        raw: (C, h, w) float scores at model resolution (Mask2Former's raw semantic scores).
+        output_size: (H, W) of the result.
+        confidence_threshold: pixels whose confidence is below it get ``ignore_index``.
+        return_scores: keep the (C, H, W) normalized scores in the result.
+        resize: "scores": bilinear resize of the scores, then argmax (the reference's order);
+            "labels": argmax at model resolution, then nearest resize of labels and confidence.
+        summarize: compute the result's :class:`ResultSummary` (on the scores' device).
+
+    Returns:
+        The result with numpy arrays on the host.
+    """
+    output_size = (int(output_size[0]), int(output_size[1]))
+    if resize == "scores":
+        raw = _resize(raw, output_size)
+    probs = raw / raw.sum(0, keepdim=True).clamp_min(_EPS)
+    confidence, labels = probs.max(0)
+    labels = labels.to(torch.uint8)
+    if confidence_threshold > 0:
+        labels[confidence < confidence_threshold] = ignore_index
+    if resize == "labels":
+        labels = resize_nearest(labels, output_size)
+        confidence = resize_nearest(confidence, output_size)
+        probs = _resize(probs, output_size) if return_scores else probs
+    return SegmentationResult(
+        labels=labels.cpu().numpy(),
+        confidence=confidence.cpu().numpy(),
+        scores=probs.cpu().numpy() if return_scores else None,
+        summary=summarize_result(labels, confidence, raw.shape[0]) if summarize else None,
+    )

@@ -81,3 +81,11 @@ def resize(tensor: Tensor, size: tuple[int, int]) -> Tensor:
     batched = tensor if tensor.dim() == 4 else tensor.unsqueeze(0)
     out = F.interpolate(batched, size=size, mode="bilinear", align_corners=False)
     return out if tensor.dim() == 4 else out.squeeze(0)
+
+
+def resize_nearest(tensor: Tensor, size: tuple[int, int]) -> Tensor:
+    """Nearest-neighbour resize of an (H, W) map of any dtype (labels, confidence)."""
+    if tuple(tensor.shape[-2:]) == tuple(size):
+        return tensor
+    out = F.interpolate(tensor[None, None].float(), size=size, mode="nearest-exact")
+    return out[0, 0].to(tensor.dtype)

@@ -1,0 +1,190 @@
+"""Running vltseg_node in its own process and talking to it from the test process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from vltseg_ros.ros.transport import large_data_environment
+
+NODE = "vltseg_node"
+
+
+def ros_environment(tmp_path: Path) -> dict[str, str]:
+    """Environment for the node process and this one: private domain, logs in tmp, large data."""
+    return {
+        "ROS_DOMAIN_ID": str(os.getpid() % 100 + 100),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "ROS_LOG_DIR": str(tmp_path / "ros_log"),
+        "ROS_HOME": str(tmp_path / "ros_home"),
+        **large_data_environment(),
+    }
+
+
+class NodeProcess:
+    """vltseg_node in a subprocess, configured by a params file; stderr kept for asserts."""
+
+    def __init__(self, tmp_path: Path, params: dict[str, Any], env: dict[str, str]) -> None:
+        params_file = tmp_path / "params.yaml"
+        params_file.write_text(yaml.safe_dump({NODE: {"ros__parameters": params}}))
+        self.log_path = tmp_path / "node.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vltseg_ros.ros.node",
+                "--ros-args",
+                "--params-file",
+                str(params_file),
+            ],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        """Everything the node printed so far."""
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._log.close()
+
+
+class Peer:
+    """The test's own ROS node: publishes camera frames, records the node's outputs."""
+
+    def __init__(self) -> None:
+        self.node = Node("vltseg_test_peer")
+        self.received: dict[str, list[Any]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+        self._publishers: dict[str, Any] = {}
+
+    def listen(self, topic: str, msg_type: type, qos: Any = 10) -> None:
+        """Record every message on ``topic``."""
+
+        def store(msg: Any) -> None:
+            with self._lock:
+                self.received[topic].append(msg)
+
+        self.node.create_subscription(msg_type, topic, store, qos)
+
+    def messages(self, topic: str) -> list[Any]:
+        with self._lock:
+            return list(self.received[topic])
+
+    def publisher(self, topic: str, msg_type: type) -> Any:
+        if topic not in self._publishers:
+            # Reliable, so a reliable subscriber (the qos.input override) gets every frame;
+            # a best-effort subscriber still matches it.
+            self._publishers[topic] = self.node.create_publisher(msg_type, topic, 1)
+        return self._publishers[topic]
+
+    def wait_for_subscriber(self, topic: str, msg_type: type, timeout: float = 60.0) -> None:
+        """Block until the node subscribed to ``topic`` (first messages are lost otherwise)."""
+        publisher = self.publisher(topic, msg_type)
+        wait_until(
+            lambda: publisher.get_subscription_count() > 0, timeout, f"subscriber on {topic}"
+        )
+
+    def publish(self, topic: str, msg: Image | CompressedImage) -> None:
+        self.publisher(topic, type(msg)).publish(msg)
+
+    def header(self, frame_id: str, age: float = 0.0) -> Header:
+        """A header stamped now (minus ``age`` seconds) on this node's clock."""
+        now = self.node.get_clock().now().nanoseconds - int(age * 1e9)
+        header = Header(frame_id=frame_id)
+        header.stamp.sec, header.stamp.nanosec = divmod(now, 1_000_000_000)
+        return header
+
+    def diagnostics(self, camera: str) -> dict[str, str] | None:
+        """Values of the newest diagnostics status of ``camera``."""
+        for array in reversed(self.messages("/diagnostics")):
+            for status in array.status:
+                if status.name.endswith(f"camera {camera}"):
+                    return {kv.key: kv.value for kv in status.values}
+        return None
+
+    def lifecycle(self, transition: int, timeout: float = 60.0) -> bool:
+        """Request a lifecycle transition of the node through its service; True on success."""
+        client = self.node.create_client(ChangeState, f"/{NODE}/change_state")
+        assert client.wait_for_service(timeout_sec=timeout), "no change_state service"
+        request = ChangeState.Request()
+        request.transition.id = transition
+        return bool(_call(client, request, timeout).success)
+
+    def state(self, timeout: float = 30.0) -> str:
+        client = self.node.create_client(GetState, f"/{NODE}/get_state")
+        assert client.wait_for_service(timeout_sec=timeout), "no get_state service"
+        return _call(client, GetState.Request(), timeout).current_state.label
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self.node.destroy_node()
+
+
+def _call(client: Any, request: Any, timeout: float) -> Any:
+    future = client.call_async(request)
+    wait_until(future.done, timeout, f"response of {client.srv_name}")
+    return future.result()
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    state: Callable[[], object] | None = None,
+) -> None:
+    """Poll ``condition`` every 20 ms; fail the test after ``timeout`` seconds, showing
+    ``state()`` if given."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            shown = f"; state: {state()}" if state else ""
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{shown}")
+        time.sleep(0.02)
+
+
+def camera_frame(height: int = 1024, width: int = 2048) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: a real Cityscapes frame when ../shared/data has one, else synthetic."""
+    import cv2
+
+    from test.conftest import SHARED_FRAMES
+
+    path = SHARED_FRAMES / "cityscapes_frankfurt_000001_055709_leftImg8bit.png"
+    if path.is_file():
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        return np.ascontiguousarray(cv2.resize(bgr, (width, height))[..., ::-1])
+    from vltseg_ros.samples import synthetic_street_scene
+
+    return synthetic_street_scene(height, width, seed=1)[0]

@@ -1,0 +1,341 @@
+"""The node's parameters: declared with descriptions and ranges, read into typed settings.
+
+Every parameter and its default is listed in ``config/vltseg.yaml``. Values are declared when
+the node starts and read when it is configured; a value the declaration rejects (wrong type,
+out of range) or that fails validation makes *configure* fail with a message naming the
+parameter, instead of killing the node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    ParameterAlreadyDeclaredException,
+)
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from vltseg_ros.config import DEFAULT_MODEL, InferenceConfig
+from vltseg_ros.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    default: Any
+    description: str
+    constraints: str = ""
+    int_range: tuple[int, int] | None = None
+    float_range: tuple[float, float] | None = None
+
+
+_UNSET_PAIR = [0, 0]
+_SPECS = (
+    _Spec("autostart", True, "Configure and activate the node at start-up (plain ros2 run)."),
+    _Spec(
+        "model",
+        "",
+        "Built-in model name or model config YAML path; empty = the architecture stored in "
+        f"the .safetensors checkpoint, or {DEFAULT_MODEL} without a checkpoint.",
+        "vltseg_ros.available_models()",
+    ),
+    _Spec(
+        "checkpoint",
+        "",
+        "Weights file (.safetensors, or .pt with 'model'); empty = RANDOM "
+        "weights, output meaningless.",
+    ),
+    _Spec("device", "cpu", "Inference device.", "cpu, cuda or cuda:N"),
+    _Spec("precision", "fp32", "Numeric precision.", "fp32; fp16 or bf16 on CUDA"),
+    _Spec("batch_size", 4, "Network inputs (crops) per forward pass.", "", (1, 256)),
+    _Spec("inference.mode", "", "'slide' or 'whole'; empty = the model config's.", "slide, whole"),
+    _Spec(
+        "inference.crop_size",
+        _UNSET_PAIR,
+        "Slide window [H, W] in pixels; [0, 0] = the model config's.",
+    ),
+    _Spec("inference.stride", _UNSET_PAIR, "Slide stride [H, W]; [0, 0] = the model config's."),
+    _Spec(
+        "inference.test_scale",
+        _UNSET_PAIR,
+        "Rescale frames, keeping aspect, to fit [LONG, "
+        "SHORT] before sliding; [0, 0] = the model config's.",
+    ),
+    _Spec(
+        "inference.whole_size",
+        _UNSET_PAIR,
+        "Network input [H, W] in whole mode; [0, 0] = the model config's.",
+    ),
+    _Spec(
+        "confidence_threshold",
+        0.0,
+        "Pixels whose winning-class probability is below this get mask value 255.",
+        "",
+        None,
+        (0.0, 1.0),
+    ),
+    _Spec(
+        "output_resolution",
+        "input",
+        "Resolution of the outputs: the input image's, or the "
+        "model's (the frame after test_scale, or whole_size).",
+        "input, model",
+    ),
+    _Spec(
+        "upsample",
+        "scores",
+        "How outputs reach the input resolution: resize class scores "
+        "before the argmax (as the reference evaluates) or resize labels (cheaper).",
+        "scores, labels",
+    ),
+    _Spec(
+        "confidence_encoding",
+        "32FC1",
+        "Confidence image encoding: 32FC1 probability or mono8 (probability x 255).",
+        "32FC1, mono8",
+    ),
+    _Spec(
+        "overlay_alpha",
+        0.5,
+        "Weight of the class colors in the overlay image.",
+        "",
+        None,
+        (0.0, 1.0),
+    ),
+    _Spec(
+        "max_age",
+        0.5,
+        "Frames older than this (header stamp to inference start) are "
+        "dropped as stale [s]; 0 disables.",
+        "",
+        None,
+        (0.0, 3600.0),
+    ),
+    _Spec(
+        "batch_window",
+        0.01,
+        "Once one camera's frame is waiting, wait up to this long for the other cameras' "
+        "frames so they run as one batch [s]; 0 disables.",
+        "",
+        None,
+        (0.0, 1.0),
+    ),
+    _Spec("warmup", True, "Run one inference on a blank frame during activation."),
+    _Spec(
+        "cameras",
+        ["camera"],
+        "Camera names; each has <name>.image_topic, "
+        "<name>.camera_info_topic and <name>.transport parameters.",
+    ),
+    _Spec(
+        "qos.input.reliability",
+        "best_effort",
+        "Input QoS reliability (REP 2003: sensor data is best effort).",
+        "best_effort, reliable",
+    ),
+    _Spec("qos.input.depth", 1, "Input QoS history depth.", "", (1, 100)),
+    _Spec(
+        "qos.output.reliability", "reliable", "Output QoS reliability.", "best_effort, reliable"
+    ),
+    _Spec("qos.output.depth", 1, "Output QoS history depth.", "", (1, 100)),
+    _Spec(
+        "diagnostics_period", 1.0, "Seconds between /diagnostics messages.", "", None, (0.1, 60.0)
+    ),
+)
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """One camera: where its images come from and how they are transported."""
+
+    name: str
+    image_topic: str
+    camera_info_topic: str
+    transport: Literal["raw", "compressed"]
+
+    @property
+    def subscribed_topic(self) -> str:
+        """The image topic actually subscribed (image_transport's ``/compressed`` suffix)."""
+        return (
+            f"{self.image_topic}/compressed"
+            if self.transport == "compressed"
+            else self.image_topic
+        )
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Validated node settings (see ``config/vltseg.yaml`` for meanings)."""
+
+    model: str
+    checkpoint: str
+    device: str
+    precision: str
+    batch_size: int
+    inference_overrides: dict[str, Any]
+    confidence_threshold: float
+    output_resolution: Literal["input", "model"]
+    upsample: Literal["scores", "labels"]
+    confidence_encoding: Literal["32FC1", "mono8"]
+    overlay_alpha: float
+    max_age: float
+    batch_window: float
+    warmup: bool
+    cameras: tuple[CameraSettings, ...]
+    input_qos: QoSProfile
+    output_qos: QoSProfile
+    diagnostics_period: float
+
+    def inference_for(self, base: InferenceConfig) -> InferenceConfig:
+        """``base`` (the model config's) with the non-default inference parameters applied."""
+        config = dataclasses.replace(base, **self.inference_overrides)
+        config.validate()
+        return config
+
+
+def declare_parameters(node: Node) -> list[str]:
+    """Declare every global parameter; return the errors of rejected overrides (not raised)."""
+    return [e for spec in _SPECS if (e := _declare(node, spec))]
+
+
+def read_settings(node: Node, declare_errors: list[str]) -> NodeSettings:
+    """Read and validate all parameters (declaring the per-camera ones).
+
+    Raises:
+        ConfigError: listing every invalid parameter.
+    """
+    errors = list(declare_errors)
+    get = {spec.name: node.get_parameter(spec.name).value for spec in _SPECS}
+    cameras = _read_cameras(node, list(get["cameras"] or []), errors)
+    choices = {
+        "inference.mode": ("", "slide", "whole"),
+        "output_resolution": ("input", "model"),
+        "upsample": ("scores", "labels"),
+        "confidence_encoding": ("32FC1", "mono8"),
+        "qos.input.reliability": ("best_effort", "reliable"),
+        "qos.output.reliability": ("best_effort", "reliable"),
+        "precision": ("fp32", "fp16", "bf16"),
+    }
+    for name, allowed in choices.items():
+        if get[name] not in allowed:
+            errors.append(f"{name}: {get[name]!r} is not one of {', '.join(map(repr, allowed))}")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", get["device"]):
+        errors.append(f"device: {get['device']!r} is not cpu, cuda or cuda:N")
+    overrides = _inference_overrides(get, errors)
+    if errors:
+        raise ConfigError("invalid parameters: " + "; ".join(errors))
+    return NodeSettings(
+        model=get["model"],
+        checkpoint=get["checkpoint"],
+        device=get["device"],
+        precision=get["precision"],
+        batch_size=get["batch_size"],
+        inference_overrides=overrides,
+        confidence_threshold=get["confidence_threshold"],
+        output_resolution=get["output_resolution"],
+        upsample=get["upsample"],
+        confidence_encoding=get["confidence_encoding"],
+        overlay_alpha=get["overlay_alpha"],
+        max_age=get["max_age"],
+        batch_window=get["batch_window"],
+        warmup=get["warmup"],
+        cameras=tuple(cameras),
+        input_qos=_qos(get["qos.input.reliability"], get["qos.input.depth"]),
+        output_qos=_qos(get["qos.output.reliability"], get["qos.output.depth"]),
+        diagnostics_period=get["diagnostics_period"],
+    )
+
+
+def _declare(node: Node, spec: _Spec) -> str | None:
+    descriptor = ParameterDescriptor(
+        name=spec.name, description=spec.description, additional_constraints=spec.constraints
+    )
+    if spec.int_range:
+        descriptor.integer_range = [
+            IntegerRange(from_value=spec.int_range[0], to_value=spec.int_range[1], step=1)
+        ]
+    if spec.float_range:
+        descriptor.floating_point_range = [
+            FloatingPointRange(
+                from_value=spec.float_range[0], to_value=spec.float_range[1], step=0.0
+            )
+        ]
+    try:
+        node.declare_parameter(spec.name, spec.default, descriptor)
+    except ParameterAlreadyDeclaredException:
+        return None
+    except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+        # The override from the command line / YAML was rejected; keep the default declared
+        # so the node runs, and make configure fail with the reason.
+        node.declare_parameter(spec.name, spec.default, descriptor, ignore_override=True)
+        return f"{spec.name}: {exc}"
+    return None
+
+
+def _read_cameras(node: Node, names: list[str], errors: list[str]) -> list[CameraSettings]:
+    if not names:
+        errors.append("cameras: at least one camera name is required")
+    if len(set(names)) != len(names):
+        errors.append(f"cameras: duplicate names in {names}")
+    cameras = []
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+            errors.append(f"cameras: {name!r} is not a valid name (letters, digits, _)")
+            continue
+        specs = (
+            _Spec(f"{name}.image_topic", f"{name}/image_raw", f"Image topic of camera {name}."),
+            _Spec(
+                f"{name}.camera_info_topic",
+                f"{name}/camera_info",
+                f"CameraInfo topic of camera {name}; empty = none.",
+            ),
+            _Spec(
+                f"{name}.transport",
+                "raw",
+                f"Image transport of camera {name}: raw "
+                "(sensor_msgs/Image) or compressed (CompressedImage on <image_topic>/compressed)",
+                "raw, compressed",
+            ),
+        )
+        errors.extend(e for spec in specs if (e := _declare(node, spec)))
+        image, info, transport = (node.get_parameter(s.name).value for s in specs)
+        if transport not in ("raw", "compressed"):
+            errors.append(f"{name}.transport: {transport!r} is not 'raw' or 'compressed'")
+        if not image:
+            errors.append(f"{name}.image_topic: must not be empty")
+        cameras.append(CameraSettings(name, image, info, transport))
+    return cameras
+
+
+def _inference_overrides(get: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if get["inference.mode"]:
+        overrides["mode"] = get["inference.mode"]
+    for key in ("crop_size", "stride", "test_scale", "whole_size"):
+        value = list(get[f"inference.{key}"])
+        if value == _UNSET_PAIR:
+            continue
+        if len(value) != 2 or min(value) <= 0:
+            errors.append(f"inference.{key}: {value} must be two positive integers or [0, 0]")
+        else:
+            overrides[key] = (int(value[0]), int(value[1]))
+    return overrides
+
+
+def _qos(reliability: str, depth: int) -> QoSProfile:
+    policy = (
+        ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    )
+    return QoSProfile(
+        reliability=policy,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        durability=DurabilityPolicy.VOLATILE,
+    )

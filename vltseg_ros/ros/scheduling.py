@@ -1,0 +1,154 @@
+"""Newest-frame-wins scheduling between subscription callbacks and one inference worker.
+
+Callbacks only :meth:`FrameScheduler.submit` (O(1), never waits on inference). Each camera has
+one slot holding its newest unprocessed frame; a frame replaced before the worker took it is
+dropped and counted as *busy*. The worker's :meth:`FrameScheduler.next_batch` takes the newest
+frame of every camera at once (so several cameras run as one batch) and drops, counting as
+*stale*, frames older than ``max_age``. When some cameras have a frame and others not yet, it
+waits up to ``batch_window`` (from the arrival of the oldest waiting frame) for the rest, so
+the frames of a synchronized camera rig that arrive a few milliseconds apart share one batch
+instead of the later ones waiting a whole inference. Nothing here imports ROS.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PendingFrame:
+    """A received frame waiting for inference.
+
+    Attributes:
+        camera: camera name.
+        message: the message as received (decoded later, by the worker).
+        stamp: capture time from the message header [s, node clock]; 0 when unset.
+        received: node clock when the callback ran [s].
+    """
+
+    camera: str
+    message: Any
+    stamp: float
+    received: float
+
+    def age(self, now: float) -> float:
+        """Seconds since capture (since receipt when the header stamp is unset)."""
+        return now - (self.stamp if self.stamp > 0 else self.received)
+
+
+@dataclass
+class CameraCounters:
+    """Per-camera frame counts since activation."""
+
+    received: int = 0
+    dropped_busy: int = 0
+    dropped_stale: int = 0
+    taken: int = 0
+
+
+@dataclass
+class _Slot:
+    frame: PendingFrame | None = None
+    arrived: float = 0.0  # time.monotonic() of the frame's arrival, for the batch window
+    counters: CameraCounters = field(default_factory=CameraCounters)
+
+
+class FrameScheduler:
+    """Per-camera newest-frame slots shared by callbacks (producers) and one worker.
+
+    Args:
+        cameras: camera names.
+        max_age: frames older than this many seconds when the worker takes them are dropped;
+            0 or less disables the check.
+        clock: returns the current time in seconds, on the same clock as the frame stamps.
+        batch_window: seconds to wait for the other cameras' frames once one has arrived
+            (measured on the monotonic clock); 0 takes whatever is there.
+    """
+
+    def __init__(
+        self,
+        cameras: Sequence[str],
+        max_age: float,
+        clock: Callable[[], float],
+        batch_window: float = 0.0,
+    ) -> None:
+        self._slots = {name: _Slot() for name in cameras}
+        self._max_age = max_age
+        self._batch_window = batch_window
+        self._clock = clock
+        self._ready = threading.Condition()
+        self._closed = False
+
+    def submit(self, camera: str, message: Any, stamp: float) -> None:
+        """Store the newest frame of ``camera``, replacing (and counting) an untaken one."""
+        frame = PendingFrame(camera, message, stamp, self._clock())
+        with self._ready:
+            slot = self._slots[camera]
+            slot.counters.received += 1
+            if slot.frame is not None:
+                slot.counters.dropped_busy += 1
+            else:
+                slot.arrived = time.monotonic()
+            slot.frame = frame
+            self._ready.notify()
+
+    def next_batch(self, timeout: float) -> list[PendingFrame]:
+        """Wait up to ``timeout`` s for frames; take the newest of every camera, minus stale ones.
+
+        Returns an empty list on timeout, when every waiting frame was stale, or once closed.
+        """
+        with self._ready:
+            if not self._closed and not self._has_frames():
+                self._ready.wait(timeout)
+            self._wait_for_other_cameras()
+            if self._closed:
+                return []
+            now = self._clock()
+            batch = []
+            for slot in self._slots.values():
+                frame, slot.frame = slot.frame, None
+                if frame is None:
+                    continue
+                if self._max_age > 0 and frame.age(now) > self._max_age:
+                    slot.counters.dropped_stale += 1
+                else:
+                    slot.counters.taken += 1
+                    batch.append(frame)
+            return batch
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def counters(self) -> dict[str, CameraCounters]:
+        """A snapshot of every camera's counters."""
+        with self._ready:
+            return {name: CameraCounters(**vars(s.counters)) for name, s in self._slots.items()}
+
+    def close(self) -> None:
+        """Wake the worker and make every later :meth:`next_batch` return at once."""
+        with self._ready:
+            self._closed = True
+            for slot in self._slots.values():
+                slot.frame = None
+            self._ready.notify_all()
+
+    def _has_frames(self) -> bool:
+        return any(slot.frame is not None for slot in self._slots.values())
+
+    def _wait_for_other_cameras(self) -> None:
+        """With the lock held and some frames waiting: wait (up to the batch window after the
+        oldest arrival) until every camera has a frame."""
+        while not self._closed and self._batch_window > 0:
+            waiting = [s for s in self._slots.values() if s.frame is not None]
+            if not waiting or len(waiting) == len(self._slots):
+                return
+            remaining = min(s.arrived for s in waiting) + self._batch_window - time.monotonic()
+            if remaining <= 0:
+                return
+            self._ready.wait(remaining)
