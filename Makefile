@@ -12,7 +12,7 @@ help:
 	@echo "make test    ruff check + ruff format --check + pytest"
 	@echo "make lint    ruff check + ruff format --check"
 	@echo "make format  ruff format + ruff check --fix"
-	@echo "make demo    segment a synthetic scene (+ ../shared/data frames) into out/demo"
+	@echo "make demo    replay a sample bag through vltseg_node: metrics, overlays, bag in out/demo"
 	@echo "make clean   remove $(VENV), build/install/log and caches"
 
 setup:
@@ -29,13 +29,11 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The main job on a built-in default: a generated street scene, plus the real 1024x512 frames
-# of ../shared/data when that folder exists (it is not part of the repository).
-DEMO_FRAMES := $(wildcard ../shared/data/frames/*_1024x512.png ../shared/data/frames/acdc_*.png)
-
+# The main job on a built-in default: a sample bag (generated, or the real frames of
+# ../shared/data when present) replayed through vltseg_node; results in out/demo.
+# CHECKPOINT=weights.safetensors make demo uses real weights.
 demo: setup
-	$(BIN)/vltseg segment --synthetic $(DEMO_FRAMES) --out out/demo
-	@echo "demo: results in $(CURDIR)/out/demo (random weights unless --checkpoint is given)"
+	bash scripts/demo.sh
 
 clean:
 	rm -rf $(VENV) build install log out .pytest_cache .ruff_cache *.egg-info

@@ -6,6 +6,8 @@ install of the developer venv (scripts/setup_env.sh builds the messages beside i
 pins live in ``requirements/*.txt``; the ranges here only keep a plain ``pip install .`` sane.
 """
 
+import glob
+
 from setuptools import find_namespace_packages, setup
 
 VERSION = "0.1.0"  # = <version> in package.xml = vltseg_ros.__version__ (tests check)
@@ -28,6 +30,9 @@ setup(
     ),
     package_data={"vltseg_ros": ["model_configs/**/*.yaml", "model_configs/**/*.json"]},
     include_package_data=False,
+    # The message definitions, where the bag tools look for them outside a source checkout
+    # (sys.prefix/share/vltseg_ros/msg, the ROS layout; colcon installs them there too).
+    data_files=[("share/vltseg_ros/msg", sorted(glob.glob("msg/*.msg")))],
     zip_safe=False,
     install_requires=[
         "torch>=2.4",
@@ -44,6 +49,9 @@ setup(
         "scipy>=1.10",
         "tqdm>=4.60",
         "pillow>=10.0",
+        "rosbags>=0.10",
+        "matplotlib>=3.7",
+        "cityscapesScripts>=2.2",
     ],
     extras_require={
         # CUDA / TensorRT execution providers; replaces the CPU-only onnxruntime wheel.
@@ -55,6 +63,8 @@ setup(
             # The ROS node (needs rclpy and the package's messages, i.e. a ROS 2 set-up); colcon
             # installs the same entry point as lib/vltseg_ros/vltseg_node for `ros2 run`.
             "vltseg_node = vltseg_ros.ros.node:main",
+            "vltseg_bag_player = vltseg_ros.ros.bag_player:main",
+            "vltseg_replay_recorder = vltseg_ros.ros.replay_recorder:main",
         ]
     },
 )

@@ -1,4 +1,5 @@
-"""Shared fixtures: real frames from ../shared/data (skipped when absent), tiny models."""
+"""Shared fixtures: real frames from ../shared/data (skipped when absent), tiny models, and
+``ros`` for the tests that talk to vltseg_node (rclpy imported only by those)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,21 @@ def _deterministic() -> None:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def ros(tmp_path, monkeypatch):
+    """rclpy initialised in a private domain shared with the node process: yields the test's
+    ``Peer`` and the node process's environment (test/ros/harness.py)."""
+    import rclpy
+
+    from test.ros.harness import Peer, ros_environment
+
+    env = ros_environment(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    rclpy.init()
+    peer = Peer()
+    yield peer, env
+    peer.close()
+    rclpy.try_shutdown()

@@ -37,3 +37,7 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 class DeviceError(VLTSegError, RuntimeError):
     """The requested device or precision is not available on this machine."""
+
+
+class BagError(VLTSegError):
+    """A rosbag2 (or frames folder) is missing, unreadable, corrupt or lacks what is needed."""

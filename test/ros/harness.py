@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -14,13 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from vltseg_ros.ros.replay import node_command, write_params_file
 from vltseg_ros.ros.transport import large_data_environment
 
 NODE = "vltseg_node"
@@ -40,20 +39,20 @@ def ros_environment(tmp_path: Path) -> dict[str, str]:
 class NodeProcess:
     """vltseg_node in a subprocess, configured by a params file; stderr kept for asserts."""
 
-    def __init__(self, tmp_path: Path, params: dict[str, Any], env: dict[str, str]) -> None:
-        params_file = tmp_path / "params.yaml"
-        params_file.write_text(yaml.safe_dump({NODE: {"ros__parameters": params}}))
+    def __init__(
+        self,
+        tmp_path: Path,
+        params: dict[str, Any],
+        env: dict[str, str],
+        ros_args: list[str] | None = None,
+    ) -> None:
+        """``ros_args`` follow ``--params-file <params>``: remaps, more params files (a later
+        file wins), as a launch file passes them."""
+        params_file = write_params_file(tmp_path, params)
         self.log_path = tmp_path / "node.log"
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "vltseg_ros.ros.node",
-                "--ros-args",
-                "--params-file",
-                str(params_file),
-            ],
+            node_command(params_file, ros_args or ()),
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -46,7 +46,7 @@ def test_yaml_lists_every_parameter_with_its_default(context) -> None:
     builtin = {"use_sim_time", "start_type_description_service"}  # every rclpy node has them
     names = node.list_parameters([], 0).names
     declared = {n: node.get_parameter(n).value for n in names if n not in builtin}
-    in_yaml = _flatten(yaml.safe_load(CONFIG.read_text())["vltseg_node"]["ros__parameters"])
+    in_yaml = _flatten(yaml.safe_load(CONFIG.read_text())["/**/vltseg_node"]["ros__parameters"])
     assert in_yaml == declared
     for name in declared:
         assert node.describe_parameter(name).description, f"{name} has no description"

@@ -50,6 +50,16 @@ def load_segmenter(args: argparse.Namespace) -> Segmenter:
         precision=args.precision,
         batch_size=args.batch_size,
     )
+    overrides = inference_overrides(args)
+    if overrides:
+        segmenter.inference = dataclasses.replace(segmenter.inference, **overrides)
+    if segmenter.random_weights:
+        warn_random_weights(segmenter.config.name)
+    return segmenter
+
+
+def inference_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The inference options given on the command line, as InferenceConfig fields."""
     overrides = {
         "mode": args.mode,
         "crop_size": tuple(args.crop) if args.crop else None,
@@ -57,15 +67,15 @@ def load_segmenter(args: argparse.Namespace) -> Segmenter:
         "test_scale": tuple(args.test_scale) if args.test_scale else None,
         "whole_size": tuple(args.whole_size) if args.whole_size else None,
     }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if overrides:
-        segmenter.inference = dataclasses.replace(segmenter.inference, **overrides)
-    if segmenter.random_weights:
-        print(
-            "\n" + "!" * 78 + "\n"
-            f"!! WARNING: no --checkpoint given. Model '{segmenter.config.name}' has RANDOM\n"
-            "!! weights: every output below is meaningless noise. Pass --checkpoint FILE\n"
-            "!! (a vltseg .safetensors checkpoint) for real segmentation.\n" + "!" * 78 + "\n",
-            file=sys.stderr,
-        )
-    return segmenter
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
+def warn_random_weights(model: str) -> None:
+    """A banner on stderr: without a checkpoint every output is meaningless."""
+    print(
+        "\n" + "!" * 78 + "\n"
+        f"!! WARNING: no --checkpoint given. Model '{model}' has RANDOM\n"
+        "!! weights: every output below is meaningless noise. Pass --checkpoint FILE\n"
+        "!! (a vltseg .safetensors checkpoint) for real segmentation.\n" + "!" * 78 + "\n",
+        file=sys.stderr,
+    )

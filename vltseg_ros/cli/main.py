@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from vltseg_ros.cli import segment
+from vltseg_ros.cli import bag_eval, make_bag, segment
 from vltseg_ros.errors import VLTSegError
 
-_SUBCOMMANDS = (segment,)
+_SUBCOMMANDS = (segment, make_bag, bag_eval)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -167,7 +167,7 @@ class CameraIO:
                 },
             )
         )
-        self.stats.output(now, end_to_end, batch.inference)
+        self.stats.output(end_to_end, batch.inference)
 
     def _on_camera_info(self, message: CameraInfo) -> None:
         self.camera_info = message

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -76,8 +77,11 @@ class VLTSegNode(LifecycleNode):
         )
         self._classes_pub = self.create_publisher(ClassSet, "classes", latched)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # Wall-clock period: diagnostics keep flowing when a replay's /clock stops.
         self._diagnostics_timer = self.create_timer(
-            settings.diagnostics_period, self._publish_diagnostics
+            settings.diagnostics_period,
+            self._publish_diagnostics,
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
         self.get_logger().info(
             f"configured: cameras {[c.name for c in settings.cameras]}, model "
@@ -135,8 +139,7 @@ class VLTSegNode(LifecycleNode):
         scheduler = self._scheduler
         if scheduler is None:
             return
-        now = self._now()
-        self._cameras[camera].stats.input(now)
+        self._cameras[camera].stats.input()
         stamp = message.header.stamp
         scheduler.submit(camera, message, stamp.sec + stamp.nanosec * 1e-9)
 
@@ -207,6 +210,11 @@ class VLTSegNode(LifecycleNode):
 
     # ---- helpers --------------------------------------------------------------------------
 
+    def release(self) -> None:
+        """Stop the worker and free the model without a lifecycle transition (for exits after
+        the ROS context is gone)."""
+        self._stop()
+
     def _load_segmenter(self, settings: NodeSettings) -> Segmenter:
         started = time.perf_counter()
         segmenter = Segmenter.load(
@@ -264,11 +272,10 @@ class VLTSegNode(LifecycleNode):
         settings = self._settings
         if settings is None or self._diagnostics_pub is None:
             return
-        now = self._now()
         counters = self._scheduler.counters() if self._scheduler is not None else {}
         statuses = [engine_status(self.get_name(), settings, self._segmenter)]
         for name, camera in self._cameras.items():
-            snapshot = camera.stats.snapshot(now)
+            snapshot = camera.stats.snapshot()
             count = counters.get(name, CameraCounters())
             drops = count.dropped_stale + snapshot.bad_input
             statuses.append(
@@ -306,7 +313,10 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.trigger_shutdown()
+        if rclpy.ok():
+            node.trigger_shutdown()  # the lifecycle transition: stop the worker, free the model
+        else:
+            node.release()  # Ctrl-C already shut the context down: no transitions possible
         node.destroy_node()
         rclpy.try_shutdown()
 

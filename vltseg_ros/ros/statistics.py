@@ -1,8 +1,12 @@
-"""Rates, latency percentiles and error counts for the node's diagnostics (no ROS imports)."""
+"""Rates, latency percentiles and error counts for the node's diagnostics (no ROS imports).
+
+Rates are measured on the monotonic clock (real processing rates, also under ``use_sim_time``).
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -81,15 +85,15 @@ class CameraStatistics:
         self._errors = 0
         self._last_error = ""
 
-    def input(self, now: float) -> None:
+    def input(self) -> None:
         """A frame arrived."""
         with self._lock:
-            self._inputs.tick(now)
+            self._inputs.tick(time.monotonic())
 
-    def output(self, now: float, end_to_end: float, inference: float) -> None:
+    def output(self, end_to_end: float, inference: float) -> None:
         """A result was published ``end_to_end`` s after capture; the engine took ``inference``."""
         with self._lock:
-            self._outputs.tick(now)
+            self._outputs.tick(time.monotonic())
             self._latency.add(end_to_end)
             self._inference.add(inference)
             self._published += 1
@@ -106,8 +110,9 @@ class CameraStatistics:
             self._errors += 1
             self._last_error = reason
 
-    def snapshot(self, now: float) -> StatsSnapshot:
+    def snapshot(self) -> StatsSnapshot:
         """The current figures."""
+        now = time.monotonic()
         with self._lock:
             p50, p95 = self._latency.get(50, 95)
             i50, i95 = self._inference.get(50, 95)

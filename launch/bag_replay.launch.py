@@ -1,0 +1,179 @@
+"""Replay a rosbag2 through vltseg_node and record / score its outputs.
+
+    ros2 launch vltseg_ros bag_replay.launch.py bag:=drive.mcap out:=eval lockstep:=true \\
+        checkpoint:=/path/to/weights.safetensors device:=cuda rviz:=true
+
+Processes: ``vltseg_node`` (camera ``camera`` remapped to the bag's image topic, found as the
+player finds it, and to the CameraInfo topic beside it), ``vltseg_bag_player`` (publishes the
+bag and ``/clock``), ``vltseg_replay_recorder`` (records ``/camera/segmentation/*``, writes the
+report into ``out``; the launch shuts down when it, or vltseg_node, exits), and RViz with
+``config/vltseg.rviz`` when ``rviz:=true``.
+
+vltseg_node is a ``LifecycleNode`` driven by the launch here (its ``autostart`` parameter off):
+configure, activate once *inactive*, start the player once *active*, so no frame is published
+before the model is loaded; a failed configure or activate (e.g. a missing checkpoint) shuts
+the launch down. The launch requests the transitions through the node's change_state service,
+which it waits for: with the node's own autostart, its transitions could be over before the
+launch has discovered it, and the player would never start.
+"""
+
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    LogInfo,
+    OpaqueFunction,
+    RegisterEventHandler,
+)
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown, matches_action
+from launch.events.process import ProcessExited
+from launch.launch_context import LaunchContext
+from launch.launch_description import LaunchDescription
+from launch.substitutions import PathJoinSubstitution
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
+
+from vltseg_ros.ros.launch_actions import declare_arguments, large_data_actions
+from vltseg_ros.ros.launch_helpers import NODE_ARGUMENTS, bag_replay
+
+
+def _launch_processes(context: LaunchContext) -> list:
+    setup = bag_replay(context.launch_configurations)
+    node = LifecycleNode(
+        package="vltseg_ros",
+        executable="vltseg_node",
+        name="vltseg_node",
+        namespace=setup.node.namespace,
+        parameters=[setup.node.params_file, setup.node.parameters],
+        remappings=list(setup.node.remappings),
+        ros_arguments=["--log-level", setup.node.log_level],
+        output="screen",
+    )
+    player = Node(
+        package="vltseg_ros",
+        executable="vltseg_bag_player",
+        name="vltseg_bag_player",
+        parameters=[setup.player],
+        output="screen",
+    )
+    recorder = Node(
+        package="vltseg_ros",
+        executable="vltseg_replay_recorder",
+        name="vltseg_replay_recorder",
+        parameters=[setup.recorder],
+        output="screen",
+    )
+    actions = [
+        _on_transition(node, "configuring", "inactive", _change_state(node, "ACTIVATE")),
+        _on_transition(node, "activating", "active", player),
+        _on_transition(node, "configuring", "unconfigured", *_fail("configure")),
+        _on_transition(node, "activating", "inactive", *_fail("activate")),
+        _shutdown_on_exit(recorder, "the replay recorder finished"),
+        _shutdown_on_exit(node, "vltseg_node exited"),
+        node,
+        recorder,
+        _change_state(node, "CONFIGURE"),
+    ]
+    if setup.rviz:
+        share = FindPackageShare("vltseg_ros")
+        actions.append(
+            Node(
+                package="rviz2",
+                executable="rviz2",
+                name="rviz2",
+                arguments=["-d", PathJoinSubstitution([share, "config", "vltseg.rviz"])],
+                parameters=[{"use_sim_time": setup.node.parameters["use_sim_time"]}],
+                remappings=list(setup.rviz_remappings),
+            )
+        )
+    return actions
+
+
+def _change_state(node: LifecycleNode, transition: str) -> EmitEvent:
+    """Request a lifecycle transition (``CONFIGURE``, ``ACTIVATE``) of ``node``."""
+    return EmitEvent(
+        event=ChangeState(
+            lifecycle_node_matcher=matches_action(node),
+            transition_id=getattr(Transition, f"TRANSITION_{transition}"),
+        )
+    )
+
+
+def _on_transition(node: LifecycleNode, start: str, goal: str, *entities) -> RegisterEventHandler:
+    """Run ``entities`` the first time ``node`` goes from state ``start`` to ``goal``."""
+    return RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=node,
+            start_state=start,
+            goal_state=goal,
+            entities=list(entities),
+            handle_once=True,
+        )
+    )
+
+
+def _fail(transition: str) -> list:
+    reason = f"vltseg_node failed to {transition}"
+    return [LogInfo(msg=f"{reason}: see its log above"), EmitEvent(event=Shutdown(reason=reason))]
+
+
+def _shutdown_on_exit(process: Node, reason: str) -> RegisterEventHandler:
+    """Stop the launch when ``process`` exits, unless it is already stopping (a second
+    Shutdown makes launch_ros report an error)."""
+
+    def on_exit(event: ProcessExited, context: LaunchContext) -> list[EmitEvent]:
+        if context.is_shutdown:
+            return []
+        return [EmitEvent(event=Shutdown(reason=f"{reason} (exit code {event.returncode})"))]
+
+    return RegisterEventHandler(OnProcessExit(target_action=process, on_exit=on_exit))
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "bag", description="Input rosbag2: a bag directory, or an .mcap / .db3 file"
+            ),
+            DeclareLaunchArgument(
+                "out",
+                default_value="replay_eval",
+                description="Output folder of the recorder: report, segmented (output bag)",
+            ),
+            DeclareLaunchArgument(
+                "rate",
+                default_value="1.0",
+                description="Playback speed factor (2.0 = twice as fast); ignored with lockstep",
+            ),
+            DeclareLaunchArgument(
+                "lockstep",
+                default_value="false",
+                description="true: publish the next frame only after the node's mask of the "
+                "previous one (every frame segmented, as fast as the node goes); false: the "
+                "recorded timing x rate (frames the node cannot keep up with are dropped)",
+            ),
+            DeclareLaunchArgument(
+                "image_topic",
+                default_value="",
+                description="The bag's camera topic (Image or CompressedImage); empty = its "
+                "only color image topic",
+            ),
+            *declare_arguments(NODE_ARGUMENTS),
+            DeclareLaunchArgument(
+                "rviz",
+                default_value="false",
+                description="Show image, overlay, mask and confidence in RViz",
+            ),
+            DeclareLaunchArgument(
+                "use_sim_time",
+                default_value="true",
+                description="Node and RViz on the bag's time (/clock from the player); false: "
+                "wall clock, and the node's max_age is disabled",
+            ),
+            *large_data_actions(),
+            OpaqueFunction(function=_launch_processes),
+        ]
+    )

@@ -1,0 +1,303 @@
+"""Offline evaluation of a rosbag2: segment its frames (or read masks) and score them.
+
+Labels come from a label topic (matched to images by header stamp) or from a labels folder
+(matched by order: the k-th image message of the bag gets the k-th label file in sorted
+relative-path order, the order ``vltseg make-bag`` writes frames in). Frames without a label
+are segmented (and timed) but not scored.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vltseg_ros.bag.frames import FramePair, label_files, read_label
+from vltseg_ros.bag.outputs import SegmentationBagWriter
+from vltseg_ros.bag.reading import BagFrame, iter_frames, label_to_array, read_messages, storage_of
+from vltseg_ros.bag.topics import BagTopics, find_topics, open_bag
+from vltseg_ros.bag.typestore import CLASS_SET, IMAGE, SEGMENTATION_INFO, typestore
+from vltseg_ros.bag.writing import Storage
+from vltseg_ros.config import load_class_set
+from vltseg_ros.errors import BagError, ConfigError
+from vltseg_ros.evaluation.metrics import ConfusionMatrix
+from vltseg_ros.evaluation.report import EvaluationReport
+from vltseg_ros.inference.predictor import Segmenter
+
+LOG = logging.getLogger(__name__)
+Progress = Callable[[Iterable, int], Iterable]
+"""Wraps an iterable of frames (with its expected length), e.g. in a tqdm progress bar."""
+
+
+@dataclass(frozen=True)
+class BagEvalOptions:
+    """What to read, how to segment and what to write.
+
+    Attributes:
+        image_topic: camera topic; None: the bag's only image topic.
+        label_topic: label topic; None: the bag's only "label" topic, if any.
+        labels_dir: labels folder matched to frames by order (instead of a label topic).
+        mask_topic: score the masks (mono8) of this topic instead of running a model.
+        threshold: confidence below which a pixel is unlabeled (255, a miss).
+        frames_per_batch: frames segmented per ``predict_batch`` call.
+        write_bag: write the frames and segmentation outputs into this new bag.
+    """
+
+    image_topic: str | None = None
+    label_topic: str | None = None
+    labels_dir: Path | None = None
+    mask_topic: str | None = None
+    threshold: float = 0.0
+    frames_per_batch: int = 4
+    write_bag: Path | None = None
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for conflicting or out-of-range options."""
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.frames_per_batch < 1:
+            raise ConfigError(f"frames_per_batch must be >= 1, got {self.frames_per_batch}")
+        if self.label_topic and self.labels_dir:
+            raise ConfigError("give a label topic or a labels folder, not both")
+        scored = self.mask_topic or self.image_topic
+        if scored and self.label_topic and scored.rstrip("/") == self.label_topic.rstrip("/"):
+            raise ConfigError(f"{scored} cannot be both the scored topic and the label topic")
+        if self.mask_topic and self.write_bag:
+            raise ConfigError("scoring masks from the bag writes no bag: drop write_bag")
+        if self.write_bag is not None and Path(self.write_bag).exists():
+            raise BagError(f"{self.write_bag} already exists; bags are never overwritten")
+
+
+def output_storage(out: Path, source: Path) -> Storage:
+    """Storage of a written bag: by its suffix (.mcap / .db3), else the source bag's."""
+    suffix = Path(out).suffix.lower()
+    if suffix in (".mcap", ".db3"):
+        return "mcap" if suffix == ".mcap" else "sqlite3"
+    return storage_of(source)
+
+
+def evaluate_bag(
+    bag: Path,
+    segmenter: Segmenter,
+    options: BagEvalOptions,
+    *,
+    checkpoint: str = "",
+    progress: Progress | None = None,
+) -> EvaluationReport:
+    """Segment every frame of ``bag`` and score it against its label.
+
+    Args:
+        checkpoint: the weights file the segmenter was loaded from ("" = random weights),
+            for the report and the written info messages.
+
+    Returns:
+        The report; ``latencies_ms`` holds the engine time per frame (batch time / frames in
+        the batch) of every frame, ``frames`` the number of frames scored.
+
+    Raises:
+        BagError: bag, topic, label or output problems (see :func:`find_topics`).
+        ConfigError: invalid options.
+    """
+    options.validate()
+    topics = find_topics(bag, options.image_topic, _label_option(options))
+    frames = iter_frames(bag, topics.image_topic, topics.label_topic)
+    labels = _folder_labels(options.labels_dir, topics)
+    class_set = segmenter.class_set
+    confusion = ConfusionMatrix(class_set.num_classes, class_set.ignore_index)
+    report = EvaluationReport(
+        class_set.names,
+        confusion,
+        source=str(bag),
+        model=segmenter.config.name,
+        checkpoint=checkpoint,
+    )
+    writer = _output_writer(bag, topics, options, segmenter, report)
+    batches = _batched(_with_progress(frames, topics.image_count, progress), options)
+    try:
+        for batch in batches:
+            start = time.perf_counter()
+            results = segmenter.predict_batch(
+                [frame.image for frame in batch],
+                [frame.color_order for frame in batch],
+                confidence_threshold=options.threshold,
+                summarize=writer is not None,
+            )
+            seconds = time.perf_counter() - start
+            for frame, result in zip(batch, results, strict=True):
+                report.latencies_ms.append(1e3 * seconds / len(batch))
+                label = frame.label if labels is None else _next_label(labels, frame)
+                if label is not None:
+                    _score(confusion, result.labels, label, frame.message.stamp_ns)
+                    report.frames += 1
+                if writer is not None:
+                    outside = label if frame.label_message is None else None
+                    writer.write(frame, result, seconds, len(batch), outside)
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+    if writer is not None:
+        writer.close()
+    _log_unscored(report, len(report.latencies_ms))
+    return report
+
+
+def score_mask_topic(
+    bag: Path, options: BagEvalOptions, progress: Progress | None = None
+) -> EvaluationReport:
+    """Score the mono8 masks of ``options.mask_topic`` against the labels, loading no model.
+
+    Class names come from a vltseg_ros/msg/ClassSet topic of the bag if it has one (else the
+    Cityscapes classes); model, checkpoint and latencies (inference_latency / batch_frames,
+    as :func:`evaluate_bag` measures them) from the masks' SegmentationInfo topic
+    (``<mask namespace>/info``) if it has one (else the checkpoint reads "unknown").
+    """
+    options.validate()
+    mask_topic = str(options.mask_topic)
+    topics = find_topics(bag, mask_topic, _label_option(options))
+    if topics.image_type != IMAGE:
+        raise BagError(f"mask topic {mask_topic} must be a mono8 sensor_msgs/msg/Image topic")
+    if topics.label_topic is None and options.labels_dir is None:
+        raise BagError(
+            f"bag {bag} has no label topic to score {mask_topic} against; name one "
+            "(--label-topic) or give a labels folder (--labels)"
+        )
+    names, ignore, info = _bag_metadata(bag, mask_topic)
+    confusion = ConfusionMatrix(len(names), ignore)
+    report = EvaluationReport(names, confusion, source=str(bag), **info)
+    labels = _folder_labels(options.labels_dir, topics)
+    messages = read_messages(bag, mask_topic, topics.label_topic)
+    for message, label_message in _with_progress(messages, topics.image_count, progress):
+        mask = label_to_array(message.msg, f"mask on {mask_topic} at stamp {message.stamp_ns}")
+        if labels is not None:
+            label = _read_folder_label(next(labels, None), mask.shape, message.stamp_ns)
+        elif label_message is not None:
+            label = label_to_array(label_message.msg, f"label at stamp {message.stamp_ns}")
+        else:
+            continue
+        _score(confusion, mask, label, message.stamp_ns)
+        report.frames += 1
+    _log_unscored(report, topics.image_count)
+    return report
+
+
+def _label_option(options: BagEvalOptions) -> str | None:
+    """The label topic to look for: none when labels come from a folder."""
+    return None if options.labels_dir else options.label_topic
+
+
+def _folder_labels(labels_dir: Path | None, topics: BagTopics) -> Iterator[FramePair] | None:
+    if labels_dir is None:
+        return None
+    pairs = label_files(labels_dir)
+    if len(pairs) != topics.image_count:
+        raise BagError(
+            f"labels folder {labels_dir} has {len(pairs)} label files but topic "
+            f"{topics.image_topic} has {topics.image_count} messages; labels are matched to "
+            "frames by order, so the counts must be equal"
+        )
+    return iter(pairs)
+
+
+def _next_label(labels: Iterator[FramePair], frame: BagFrame) -> np.ndarray:
+    return _read_folder_label(next(labels, None), frame.image.shape[:2], frame.stamp_ns)
+
+
+def _read_folder_label(pair: FramePair | None, shape: tuple[int, ...], stamp: int) -> np.ndarray:
+    if pair is None or pair.label is None:
+        raise BagError("the bag has more frames than the labels folder has label files")
+    label = read_label(pair.label, pair.label_ids)
+    if label.shape != tuple(shape):
+        raise BagError(
+            f"label {pair.label} is {label.shape[1]}x{label.shape[0]} (WxH) but the frame at "
+            f"stamp {stamp} ns is {shape[1]}x{shape[0]}: labels must have the frame's size"
+        )
+    return label
+
+
+def _score(
+    confusion: ConfusionMatrix, prediction: np.ndarray, label: np.ndarray, stamp: int
+) -> None:
+    if prediction.shape != label.shape:
+        raise BagError(
+            f"at stamp {stamp} ns the prediction is {prediction.shape[1]}x{prediction.shape[0]} "
+            f"(WxH) but the label is {label.shape[1]}x{label.shape[0]}"
+        )
+    try:
+        confusion.update(prediction, label)
+    except ValueError as exc:
+        raise BagError(f"label at stamp {stamp} ns: {exc}") from exc
+
+
+def _output_writer(
+    bag: Path,
+    topics: BagTopics,
+    options: BagEvalOptions,
+    segmenter: Segmenter,
+    report: EvaluationReport,
+) -> SegmentationBagWriter | None:
+    if options.write_bag is None:
+        return None
+    return SegmentationBagWriter(
+        Path(options.write_bag),
+        output_storage(Path(options.write_bag), bag),
+        image_topic=topics.image_topic,
+        image_type=topics.image_type,
+        label_topic=topics.label_topic,
+        class_set=segmenter.class_set,
+        model=report.model,
+        checkpoint=report.checkpoint,
+        threshold=options.threshold,
+    )
+
+
+def _bag_metadata(bag: Path, mask_topic: str) -> tuple[tuple[str, ...], int, dict]:
+    """Class names, ignore index and model / checkpoint / latencies stored beside the masks:
+    from a ClassSet topic, else the info messages' class names, else Cityscapes'."""
+    cityscapes = load_class_set("cityscapes")
+    info_topic = f"{mask_topic.rsplit('/', 1)[0]}/info"
+    info: dict = {"model": "", "checkpoint": f"unknown (masks read from {mask_topic})"}
+    class_sets, info_names, latencies = [], [], []
+    with open_bag(bag) as reader:
+        wanted = [
+            c
+            for c in reader.connections
+            if c.msgtype == CLASS_SET or (c.topic == info_topic and c.msgtype == SEGMENTATION_INFO)
+        ]
+        messages = reader.messages(connections=wanted) if wanted else ()  # () would read all
+        for connection, _, data in messages:
+            msg = typestore().deserialize_cdr(data, connection.msgtype)
+            if connection.msgtype == CLASS_SET:
+                class_sets.append((tuple(msg.names), int(msg.ignore_index)))
+            else:
+                info = {"model": msg.model, "checkpoint": msg.checkpoint}
+                info_names.append(tuple(msg.class_names))
+                latencies.append(1e3 * msg.inference_latency / max(msg.batch_frames, 1))
+    if class_sets:
+        names, ignore = class_sets[-1]
+    else:
+        names = info_names[-1] if info_names else tuple(cityscapes.names)
+        ignore = cityscapes.ignore_index
+    return names, ignore, {**info, "latencies_ms": latencies}
+
+
+def _with_progress(items: Iterable, total: int, progress: Progress | None) -> Iterable:
+    return items if progress is None else progress(items, total)
+
+
+def _batched(frames: Iterable[BagFrame], options: BagEvalOptions) -> Iterator[list[BagFrame]]:
+    iterator = iter(frames)
+    while batch := list(itertools.islice(iterator, options.frames_per_batch)):
+        yield batch
+
+
+def _log_unscored(report: EvaluationReport, total: int) -> None:
+    if report.frames < total:
+        LOG.warning(
+            "%d of %d frames had no label and were not scored", total - report.frames, total
+        )

@@ -1,0 +1,196 @@
+"""``vltseg bag-eval``: segment a rosbag2's frames offline and score them against its labels.
+
+The bag modules (and ``rosbags``) are imported when the command runs, so ``vltseg`` and the ML
+core work on machines without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from tqdm import tqdm
+
+from vltseg_ros.bag import require_rosbags
+from vltseg_ros.cli.common import (
+    add_model_arguments,
+    inference_overrides,
+    load_segmenter,
+    warn_random_weights,
+)
+from vltseg_ros.config import DEFAULT_MODEL
+from vltseg_ros.evaluation.report import markdown_table, write_report
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``bag-eval`` subcommand."""
+    parser = subparsers.add_parser(
+        "bag-eval",
+        help="segment a rosbag2 offline and report mIoU, per-class IoU and latency",
+        description="Segment every frame of BAG (sensor_msgs/Image or CompressedImage) as fast "
+        "as possible, score the masks against the labels (a mono8 label topic matched by "
+        "header stamp, or --labels DIR matched by order) and write report.md, report.json, "
+        "iou.png and confusion.png into --out. With --mask-topic, masks already in the bag "
+        "are scored and no model is loaded.",
+    )
+    parser.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 directory or file")
+    parser.add_argument(
+        "--image-topic", help="camera topic (default: the bag's only color image topic)"
+    )
+    labels = parser.add_mutually_exclusive_group()
+    labels.add_argument(
+        "--label-topic", help="mono8 label topic (default: the bag's topic named *label*)"
+    )
+    labels.add_argument(
+        "--labels",
+        type=Path,
+        metavar="DIR",
+        help="label files matched to frames by order (sorted relative paths)",
+    )
+    parser.add_argument(
+        "--mask-topic", help="score the mono8 masks of this topic instead of running a model"
+    )
+    parser.add_argument("--out", type=Path, help="report folder (default: <bag name>_eval)")
+    parser.add_argument(
+        "--write-bag",
+        type=Path,
+        metavar="OUT_BAG",
+        help="also write the frames and <camera>/segmentation/{mask,confidence,overlay,info} "
+        "into this new bag (storage: its .mcap / .db3 suffix, else the input's)",
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=0.0, help="confidence below which label is 255"
+    )
+    parser.add_argument(
+        "--frames-per-batch", type=int, default=4, help="frames per inference call (default 4)"
+    )
+    live = parser.add_argument_group(
+        "live replay: play the bag into a vltseg_node process and score what it publishes"
+    )
+    live.add_argument(
+        "--live",
+        action="store_true",
+        help="run the node (use_sim_time, Fast DDS large-data profile) on the bag in real time "
+        "and report the frames it dropped too; labels come from the bag's label topic",
+    )
+    live.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    live.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="publish each frame after the mask of the previous one (as fast as the node "
+        "keeps up, nothing dropped for being late)",
+    )
+    live.add_argument(
+        "--save-overlays", action="store_true", help="write every overlay to --out/overlays/"
+    )
+    add_model_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate the bag, write the report, print its table; returns 0."""
+    require_rosbags()
+    from vltseg_ros.bag.evaluate import BagEvalOptions, evaluate_bag, score_mask_topic
+    from vltseg_ros.bag.topics import find_topics
+
+    options = BagEvalOptions(
+        image_topic=args.image_topic,
+        label_topic=args.label_topic,
+        labels_dir=args.labels,
+        mask_topic=args.mask_topic,
+        threshold=args.threshold,
+        frames_per_batch=args.frames_per_batch,
+        write_bag=args.write_bag,
+    )
+    options.validate()
+    if args.live:
+        return _run_live(args)
+    if args.mask_topic:
+        report = score_mask_topic(args.bag, options, progress=_progress)
+    else:  # check the bag before loading the model (big models take a while)
+        find_topics(args.bag, args.image_topic, None if args.labels else args.label_topic)
+        segmenter = load_segmenter(args)
+        report = evaluate_bag(
+            args.bag,
+            segmenter,
+            options,
+            checkpoint=str(args.checkpoint or ""),
+            progress=_progress,
+        )
+    out = args.out or default_out_dir(args.bag)
+    paths = write_report(report, out)
+    print(markdown_table(report))
+    if not args.mask_topic:
+        print(
+            f"latency = engine time per frame (batch time / {args.frames_per_batch} frames per "
+            "batch), decoding excluded"
+        )
+    if args.write_bag:
+        print(f"segmented bag: {args.write_bag}")
+    print(f"report: {paths['markdown'].parent}")
+    return 0
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    """``--live``: the bag played through a vltseg_node process (needs rclpy + messages)."""
+    if args.mask_topic or args.labels:
+        print(
+            "vltseg bag-eval: error: --live scores the node's masks against the bag's label "
+            "topic; it cannot be combined with --mask-topic or --labels",
+            file=sys.stderr,
+        )
+        return 2
+    from vltseg_ros.ros.replay import run_live_replay
+
+    if not args.checkpoint:
+        warn_random_weights(args.model or DEFAULT_MODEL)
+    out = args.out or default_out_dir(args.bag)
+    report = run_live_replay(
+        args.bag,
+        out,
+        node_overrides(args),
+        rate=args.rate,
+        lockstep=args.lockstep,
+        output_bag=args.write_bag,
+        save_overlays=args.save_overlays,
+    )
+    print(markdown_table(report))
+    print("latency = engine time per frame (the node's inference_latency)")
+    print(f"frames the node dropped: {report.dropped_frames}")
+    print(f"report, node.log{', overlays' if args.save_overlays else ''}: {out}")
+    if args.write_bag:
+        print(f"segmented bag: {args.write_bag}")
+    return 0
+
+
+def node_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """vltseg_node parameters equal to the command's model and inference options."""
+    params: dict[str, object] = {
+        "model": args.model or "",
+        "checkpoint": str(args.checkpoint or ""),
+        "device": args.device,
+        "precision": args.precision,
+        "batch_size": args.batch_size,
+        "confidence_threshold": args.threshold,
+    }
+    inference = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in inference_overrides(args).items()
+    }
+    if inference:
+        params["inference"] = inference
+    return params
+
+
+def default_out_dir(bag: Path) -> Path:
+    """``<bag name>_eval`` next to the bag (``/data/run1`` or ``/data/run1.mcap`` ->
+    ``/data/run1_eval``)."""
+    bag = Path(bag)
+    name = bag.stem if bag.is_file() else bag.name
+    return bag.parent / f"{name}_eval"
+
+
+def _progress(items: Iterable, total: int) -> Iterable:
+    return tqdm(items, total=total, unit="frame")

@@ -1,0 +1,211 @@
+"""Live replay: a bag played into a real ``vltseg_node`` process, its outputs recorded and scored.
+
+What ``bag_replay.launch.py`` does with three processes, in one call for the command line
+(``vltseg bag-eval BAG --live``) and the main demo: the node runs in its own process with
+``use_sim_time`` and the Fast DDS large-data profile; the player and the recorder run here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import rclpy
+import yaml
+from lifecycle_msgs.srv import GetState
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from vltseg_ros.bag.topics import find_topics
+from vltseg_ros.bag.typestore import CAMERA_INFO
+from vltseg_ros.errors import VLTSegError
+from vltseg_ros.evaluation.report import EvaluationReport
+from vltseg_ros.ros.bag_player import BagPlayer
+from vltseg_ros.ros.replay_recorder import ReplayRecorder
+from vltseg_ros.ros.transport import large_data_environment
+
+CAMERA = "camera"
+
+
+class ReplayError(VLTSegError):
+    """A live replay failed: the node process exited or did not become active, or the bag could
+    not be played."""
+
+
+def write_params_file(folder: Path, params: dict[str, Any]) -> Path:
+    """``folder/vltseg_node.yaml`` holding ``params`` for the node (in any namespace)."""
+    path = folder / "vltseg_node.yaml"
+    path.write_text(yaml.safe_dump({"/**/vltseg_node": {"ros__parameters": params}}))
+    return path
+
+
+def node_command(params_file: Path, ros_args: Sequence[str] = ()) -> list[str]:
+    """The command that runs vltseg_node with this interpreter and ``params_file``; ``ros_args``
+    (remaps, more params files) follow it."""
+    return [
+        sys.executable,
+        "-m",
+        "vltseg_ros.ros.node",
+        "--ros-args",
+        "--params-file",
+        str(params_file),
+        *ros_args,
+    ]
+
+
+def node_parameters(bag: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """vltseg_node parameters that subscribe camera ``camera`` to the bag's image topic.
+
+    A compressed image topic (``<base>/compressed``) becomes ``transport: compressed`` on its
+    base topic; the bag's camera_info topic, if any, is used.
+    """
+    topics = find_topics(bag)
+    image, transport = topics.image_topic, "raw"
+    if topics.compressed:
+        image, transport = image.removesuffix("/compressed"), "compressed"
+    return {
+        **overrides,
+        "use_sim_time": True,
+        "cameras": [CAMERA],
+        CAMERA: {
+            "image_topic": image,
+            "camera_info_topic": next(
+                (t.name for t in topics.topics if t.msgtype == CAMERA_INFO), ""
+            ),
+            "transport": transport,
+        },
+    }
+
+
+def run_live_replay(
+    bag: Path,
+    out: Path,
+    node_overrides: dict[str, Any],
+    *,
+    rate: float = 1.0,
+    lockstep: bool = False,
+    output_bag: Path | None = None,
+    save_overlays: bool = False,
+    idle_timeout: float = 10.0,
+) -> EvaluationReport:
+    """Play ``bag`` into a fresh node process and score its masks; writes into ``out``.
+
+    Args:
+        bag: the input bag (images, and labels for scoring).
+        out: folder for report.md / .json / charts, the output bag and node.log.
+        node_overrides: vltseg_node parameters (model, checkpoint, device, inference, ...).
+        rate: timed playback speed factor (ignored with ``lockstep``).
+        lockstep: publish the next frame only after the node's mask of the previous one.
+        output_bag: where to record inputs and outputs (default ``out/segmented``).
+        save_overlays: also write every overlay as ``out/overlays/<stamp ns>.png``.
+        idle_timeout: seconds without progress, with the node idle, after which the recorder
+            stops waiting for frames lost in transport.
+
+    Raises:
+        ReplayError: the node process died (its log is in ``out/node.log``).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    environment = {**large_data_environment(), "ROS_LOG_DIR": str(out / "ros_log")}
+    os.environ.update(environment)
+    with tempfile.TemporaryDirectory() as tmp:
+        params_file = write_params_file(Path(tmp), node_parameters(bag, node_overrides))
+        with (out / "node.log").open("w") as log:
+            node = subprocess.Popen(
+                node_command(params_file),
+                env={**os.environ, **environment},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                options = {
+                    "rate": rate,
+                    "lockstep": lockstep,
+                    "output_bag": output_bag,
+                    "save_overlays": save_overlays,
+                    "idle_timeout": idle_timeout,
+                }
+                return _play_and_record(bag, out, node, options)
+            finally:
+                node.terminate()
+                try:
+                    node.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    node.kill()
+
+
+def _play_and_record(
+    bag: Path, out: Path, node: subprocess.Popen, options: dict[str, Any]
+) -> EvaluationReport:
+    """Player and recorder in this process, spun by one executor, until the recorder is done."""
+    rclpy.init()
+    try:
+        player = BagPlayer(
+            parameter_overrides=[
+                Parameter("bag", value=str(bag)),
+                Parameter("rate", value=float(options["rate"])),
+                Parameter("lockstep", value=bool(options["lockstep"])),
+                Parameter("mask_topic", value=f"/{CAMERA}/segmentation/mask"),
+                Parameter("subscriber_timeout", value=600.0),
+            ]
+        )
+        recorder = ReplayRecorder(
+            parameter_overrides=[
+                Parameter("bag", value=str(bag)),
+                Parameter("out", value=str(out)),
+                Parameter("camera", value=f"/{CAMERA}"),
+                Parameter("idle_timeout", value=float(options["idle_timeout"])),
+                Parameter("output_bag", value=str(options["output_bag"] or "")),
+                Parameter("save_overlays", value=bool(options["save_overlays"])),
+            ]
+        )
+        executor = MultiThreadedExecutor()
+        executor.add_node(player)
+        executor.add_node(recorder)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        _wait_until_active(recorder, node, out / "node.log")
+        threading.Thread(target=player.play, daemon=True).start()
+        while not recorder.done.wait(0.5):
+            if node.poll() is not None:
+                raise ReplayError(
+                    f"vltseg_node exited with code {node.returncode}; see {out / 'node.log'}"
+                )
+            if player.error is not None:
+                raise ReplayError(f"playing {bag} failed: {player.error}") from player.error
+        report = recorder.finish()
+        executor.shutdown()
+        return report
+    finally:
+        rclpy.try_shutdown()
+
+
+def _wait_until_active(
+    helper: Node, node: subprocess.Popen, log: Path, timeout: float = 900.0
+) -> None:
+    """Wait for the node's autostart (model loading can take minutes); fail fast if it did not
+    reach *active* (e.g. a missing checkpoint), quoting its log."""
+    client = helper.create_client(GetState, "/vltseg_node/get_state")
+    deadline = time.monotonic() + timeout
+    while not client.wait_for_service(timeout_sec=0.5):
+        if node.poll() is not None or time.monotonic() > deadline:
+            raise ReplayError(f"vltseg_node did not start: {_tail(log)}")
+    future = client.call_async(GetState.Request())
+    while not future.done():
+        if node.poll() is not None or time.monotonic() > deadline:
+            raise ReplayError(f"vltseg_node did not answer: {_tail(log)}")
+        time.sleep(0.05)
+    state = future.result().current_state.label
+    if state != "active":
+        raise ReplayError(f"vltseg_node is {state}, not active: {_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 8) -> str:
+    text = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
+    return "\n".join(text[-lines:]) or "(no output)"
