@@ -35,10 +35,10 @@ setup(
     data_files=[("share/vltseg_ros/msg", sorted(glob.glob("msg/*.msg")))],
     zip_safe=False,
     install_requires=[
-        "torch>=2.4",
+        "torch>=2.6",  # checkpoint conversion: weights-only loading with safe_globals
         "torchvision>=0.19",
         "open_clip_torch>=2.24",
-        "timm>=1.0",
+        "timm>=1.0.31",  # Eva's use_post_transformer_norm (the reference EVA02 configs)
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
         "safetensors>=0.4",

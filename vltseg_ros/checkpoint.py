@@ -111,6 +111,11 @@ def load_model(
         CheckpointError: missing config, or keys / shapes that do not match the model.
     """
     state_dict, metadata = read_checkpoint(path)
+    if any(k.startswith(("backbone.", "decode_head.")) for k in state_dict):
+        raise CheckpointError(
+            f"{str(path)!r} has MMSegmentation key names (backbone.*, decode_head.*): convert "
+            "it first with `vltseg convert-checkpoint IN.pth OUT.safetensors`"
+        )
     if config is None:
         config = config_from_metadata(metadata, path)
     if any(k.startswith("visual.") for k in state_dict) and not any(
@@ -162,7 +167,8 @@ def _torch_load_weights_only(path: Path) -> Any:
         raise CheckpointError(
             f"refusing to load {str(path)!r}: it contains Python objects that a plain weights "
             f"file does not need and that could run code when unpickled ({_first_line(exc)}). "
-            "Re-save it as a plain state dict or a .safetensors file."
+            "Re-save it as a plain state dict or a .safetensors file; a VLTSeg reference "
+            "(MMSegmentation) checkpoint converts with `vltseg convert-checkpoint`."
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(
