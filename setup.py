@@ -28,7 +28,13 @@ setup(
         include=["vltseg_ros", "vltseg_ros.*"],
         exclude=["*.__pycache__", "vltseg_ros.msg", "vltseg_ros.msg.*"],
     ),
-    package_data={"vltseg_ros": ["model_configs/**/*.yaml", "model_configs/**/*.json"]},
+    package_data={
+        "vltseg_ros": [
+            "model_configs/**/*.yaml",
+            "model_configs/**/*.json",
+            "train_configs/*.yaml",
+        ]
+    },
     include_package_data=False,
     # The message definitions, where the bag tools look for them outside a source checkout
     # (sys.prefix/share/vltseg_ros/msg, the ROS layout; colcon installs them there too).
@@ -46,6 +52,7 @@ setup(
         "onnx>=1.16",
         "onnxruntime>=1.18",
         "onnxscript>=0.1",
+        "onnxconverter-common>=1.14",  # vltseg export --fp16
         "scipy>=1.10",
         "tqdm>=4.60",
         "pillow>=10.0",

@@ -54,3 +54,34 @@ def ros(tmp_path, monkeypatch):
     yield peer, env
     peer.close()
     rclpy.try_shutdown()
+
+
+@pytest.fixture(scope="session")
+def no_metadata_onnx(tmp_path_factory) -> Path:
+    """A valid ONNX graph with the right input / output names but no vltseg metadata."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["scores"])],
+        "plain",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 3, 64, 64])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", 3, 64, 64])],
+    )
+    path = tmp_path_factory.mktemp("plain") / "plain.onnx"
+    onnx.save(helper.make_model(graph), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory):
+    """The tiny model (seed 0, random weights) and its ONNX export (dynamic batch, 64x64
+    input), exported once per test session (about 15 s on 2 cores)."""
+    from vltseg_ros.export.onnx_export import export_onnx
+    from vltseg_ros.model.segmentor import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    export_onnx(model, path)
+    return model, path

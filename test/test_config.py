@@ -89,7 +89,7 @@ def test_unknown_model_lists_builtins() -> None:
         ({"head": {"bogus": 1}}, r"model\.head: unknown key"),
         ({"encoder": {"out_indices": [1, 2, 3]}}, "4 blocks"),
         ({"encoder": {"out_indices": [3, 2, 1, 0]}}, "increasing"),
-        ({"inference": {"mode": "tiles"}}, "slide' or 'whole"),
+        ({"inference": {"mode": "tiles"}}, r"model\.inference\.mode must be one of"),
         ({"inference": {"crop_size": [64, 64], "stride": [65, 10]}}, "must not exceed"),
         ({"inference": {"crop_size": [64]}}, "2 entries"),
         ({"head": {"num_queries": "many"}}, "must be a number"),

@@ -9,17 +9,13 @@ checkpoints store, so a checkpoint describes the model it holds.
 from __future__ import annotations
 
 import dataclasses
-import json
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from vltseg_ros.errors import ConfigError, UnknownModelError
+from vltseg_ros.typed_yaml import build_dataclass, parse_mapping, to_plain
 
 _CONFIG_PACKAGE = "vltseg_ros.model_configs"
 DEFAULT_MODEL = "vit-b-16"
@@ -242,7 +238,7 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serializable dictionary; :meth:`from_dict` inverts it."""
-        return _to_plain(dataclasses.asdict(self))
+        return to_plain(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -251,7 +247,7 @@ class ModelConfig:
         classes = data.get("classes")
         if isinstance(classes, str):
             data["classes"] = _read_builtin(f"classes/{classes}", "class set")
-        config = _build(cls, data, "model")
+        config = build_dataclass(cls, data, "model")
         config.validate()
         return config
 
@@ -283,7 +279,7 @@ def load_model_config(name_or_path: str | Path) -> ModelConfig:
     if path.suffix in _CONFIG_SUFFIXES or path.exists():
         if not path.is_file():
             raise UnknownModelError(f"model config file {str(path)!r} does not exist")
-        data = _parse(path.read_text(encoding="utf-8"), str(path))
+        data = parse_mapping(path.read_text(encoding="utf-8"), str(path))
     else:
         data = _read_builtin(str(name_or_path), "model")
     data.setdefault("name", path.stem if path.is_file() else str(name_or_path))
@@ -292,7 +288,7 @@ def load_model_config(name_or_path: str | Path) -> ModelConfig:
 
 def load_class_set(name: str) -> ClassSet:
     """Load a built-in class set (e.g. ``cityscapes``) by name."""
-    class_set = _build(ClassSet, _read_builtin(f"classes/{name}", "class set"), name)
+    class_set = build_dataclass(ClassSet, _read_builtin(f"classes/{name}", "class set"), name)
     class_set.validate()
     return class_set
 
@@ -302,74 +298,7 @@ def _read_builtin(name: str, what: str) -> dict[str, Any]:
     for suffix in _CONFIG_SUFFIXES:
         candidate = root.joinpath(name + suffix)
         if candidate.is_file():
-            return _parse(candidate.read_text(encoding="utf-8"), name + suffix)
+            return parse_mapping(candidate.read_text(encoding="utf-8"), name + suffix)
     known = available_models() if what == "model" else []
     hint = f"; built-in models: {', '.join(known)}" if known else ""
     raise UnknownModelError(f"unknown {what} {name!r}{hint} (or give a path to a YAML file)")
-
-
-def _parse(text: str, source: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot parse {source}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source} must hold a mapping at the top level")
-    return data
-
-
-def _build(cls: type, data: Any, path: str) -> Any:
-    """Instantiate dataclass ``cls`` from ``data``, rejecting unknown keys with their path."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(names)}")
-    kwargs = {key: _coerce(hints[key], value, f"{path}.{key}") for key, value in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-
-
-def _coerce(hint: Any, value: Any, path: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        return _coerce(next(a for a in args if a is not type(None)), value, path)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path} must be a list, got {value!r}")
-        inner = args[0] if args else Any
-        if len(args) > 1 and args[1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ConfigError(f"{path} must have {len(args)} entries, got {value!r}")
-            return tuple(_coerce(a, v, path) for a, v in zip(args, value, strict=True))
-        return tuple(_coerce(inner, v, path) for v in value)
-    if hint in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path} must be a number, got {value!r}")
-        if hint is int and value != int(value):
-            raise ConfigError(f"{path} must be an integer, got {value!r}")
-        return hint(value)
-    if hint is bool and not isinstance(value, bool):
-        raise ConfigError(f"{path} must be true or false, got {value!r}")
-    if hint is str and not isinstance(value, str):
-        raise ConfigError(f"{path} must be a string, got {value!r}")
-    if origin is dict and not isinstance(value, dict):
-        raise ConfigError(f"{path} must be a mapping, got {value!r}")
-    return value
-
-
-def _to_plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_plain(v) for v in value]
-    return value

@@ -41,3 +41,19 @@ class DeviceError(VLTSegError, RuntimeError):
 
 class BagError(VLTSegError):
     """A rosbag2 (or frames folder) is missing, unreadable, corrupt or lacks what is needed."""
+
+
+class EngineError(VLTSegError, RuntimeError):
+    """An inference engine (PyTorch or ONNX Runtime) failed to start or to run, or is closed."""
+
+
+class ExportError(VLTSegError):
+    """A model could not be exported (e.g. to ONNX) or the result could not be written."""
+
+
+class DatasetError(VLTSegError):
+    """A data set folder or file is missing, unreadable, or does not match its layout."""
+
+
+class TrainingError(VLTSegError, RuntimeError):
+    """Training cannot start or continue (output folder, resume state, distributed setup)."""

@@ -356,3 +356,28 @@ def test_make_bag_errors(tmp_path: Path, capsys) -> None:
     assert main(["make-bag", "-", str(tmp_path / "b4"), "--synthetic", "1", "--rate", "0"]) == 2
     assert "rate must be > 0" in capsys.readouterr().err
     assert not (tmp_path / "b4").exists()
+
+
+def test_bag_eval_on_onnxruntime_and_its_node_parameters(tmp_path: Path, tiny_onnx) -> None:
+    from vltseg_ros.cli.bag_eval import node_overrides
+    from vltseg_ros.cli.main import build_parser
+
+    bag = tmp_path / "demo"
+    _make_synthetic(bag, frames=2)
+    onnx = ["--checkpoint", str(tiny_onnx[1])]
+    assert main(["bag-eval", str(bag), *onnx, "--onnx-threads", "1"]) == 0
+    report = json.loads((tmp_path / "demo_eval" / "report.json").read_text())
+    assert report["frames"] == 2 and report["checkpoint"] == str(tiny_onnx[1])
+    assert report["model"] == "tiny" and not report["random_weights"]
+    args = build_parser().parse_args(
+        ["bag-eval", str(bag), "--live", *onnx, "--trt-cache", "/tmp/trt", "--providers", "cpu"]
+    )
+    params = node_overrides(args)
+    assert (params["backend"], params["checkpoint"], params["model"]) == (
+        "onnxruntime",
+        str(tiny_onnx[1]),
+        "",
+    )
+    assert params["onnxruntime"] == {"providers": "cpu", "cache_dir": "/tmp/trt"}
+    pytorch = node_overrides(build_parser().parse_args(["bag-eval", str(bag), *FAST]))
+    assert pytorch["backend"] == "pytorch" and "onnxruntime" not in pytorch

@@ -21,6 +21,7 @@ from test.convert.mmseg_fixtures import (
 )
 from vltseg_ros.cli.main import main
 from vltseg_ros.convert import convert_state_dict
+from vltseg_ros.engines import TorchEngine
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.model.segmentor import VLTSeg
 from vltseg_ros.samples import synthetic_street_scene
@@ -59,7 +60,7 @@ def test_convert_then_segment_end_to_end(tmp_path: Path, monkeypatch, capsys) ->
     # the same weights put into the model directly (not through the file) give the same labels
     model = VLTSeg(tiny_config())
     model.load_state_dict(convert_state_dict(state, model), strict=True)
-    expected = Segmenter(model).predict(image, "rgb").labels
+    expected = Segmenter(TorchEngine(model)).predict(image, "rgb").labels
     assert labels.shape == (100, 150)
     np.testing.assert_array_equal(labels, expected)
 

@@ -114,3 +114,37 @@ def test_duplicate_stems_get_suffixes(stems, tmp_path: Path) -> None:
     from vltseg_ros.cli.segment import _unique_stems
 
     assert _unique_stems([tmp_path / "x" / f"{s}.png" for s in stems]) == ["a", "a_2", "b"]
+
+
+def test_onnxruntime_backend_gives_the_pytorch_labels(tmp_path: Path, tiny_onnx, capsys) -> None:
+    model, onnx_path = tiny_onnx
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), np.random.default_rng(3).integers(0, 256, (100, 150, 3), np.uint8))
+    checkpoint = save_checkpoint(model, tmp_path / "tiny.safetensors")
+    args = ["segment", str(frame), "--threshold", "0"]
+    assert main([*args, "--checkpoint", str(checkpoint), "--out", str(tmp_path / "pt")]) == 0
+    onnx_args = ["--backend", "onnxruntime", "--checkpoint", str(onnx_path), "--onnx-threads", "2"]
+    assert main([*args, *onnx_args, "--out", str(tmp_path / "ort")]) == 0
+    expected, _, _ = _outputs(tmp_path / "pt", "frame")
+    labels, confidence, _ = _outputs(tmp_path / "ort", "frame")
+    assert labels.shape == (100, 150) and confidence.shape == (100, 150)
+    assert np.mean(labels == expected) >= 0.999
+    assert "RANDOM" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--backend", "pytorch", "--checkpoint", "{onnx}"], "is an ONNX model"),
+        (["--backend", "onnxruntime"], "runs an exported .onnx file"),
+        (["--model", "tiny", "--checkpoint", "{onnx}"], "carries its architecture"),
+        (["--model", "tiny", "--trt-cache", "cache"], "--trt-cache apply to the onnxruntime"),
+        (["--checkpoint", "{onnx}", "--compile"], "--compile apply to the pytorch backend"),
+        (["--checkpoint", "{onnx}", "--providers", "openvino"], "unknown execution provider"),
+        (["--checkpoint", "{onnx}", "--mode", "whole", "--whole-size", "64", "128"], "static"),
+    ],
+)
+def test_backend_errors(tmp_path: Path, tiny_onnx, capsys, extra, message) -> None:
+    extra = [e.replace("{onnx}", str(tiny_onnx[1])) for e in extra]
+    assert main(["segment", "--synthetic", "--out", str(tmp_path), *extra]) == 2
+    assert message in capsys.readouterr().err

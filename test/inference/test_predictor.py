@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from vltseg_ros.engines import TorchEngine
 from vltseg_ros.errors import ConfigError, DeviceError, InvalidImageError
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.model.segmentor import VLTSeg, build_model
@@ -22,7 +23,7 @@ def tiny_model() -> VLTSeg:
 @pytest.fixture
 def segmenter(tiny_model) -> Segmenter:
     """A fresh Segmenter per test (tests change its inference settings) on a shared model."""
-    return Segmenter(tiny_model)
+    return Segmenter(TorchEngine(tiny_model))
 
 
 def _image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -44,7 +45,7 @@ def test_shapes_ranges_and_normalization(segmenter, size, mode) -> None:
     assert result.confidence.min() >= 1 / 19 - 1e-6 and result.confidence.max() <= 1
 
 
-def test_scores_are_the_normalized_reference_scores(segmenter) -> None:
+def test_scores_are_the_normalized_reference_scores(segmenter, tiny_model) -> None:
     """Whole mode on a crop-sized frame: raw model scores divided by their per-pixel sum."""
     image = _image(64, 64)
     result = segmenter.predict(image, return_scores=True)
@@ -52,7 +53,7 @@ def test_scores_are_the_normalized_reference_scores(segmenter) -> None:
     std = torch.tensor(segmenter.config.normalization.std).view(1, 3, 1, 1)
     x = (torch.from_numpy(image).permute(2, 0, 1)[None].float() - mean) / std
     with torch.no_grad():
-        raw = segmenter.model(x)[0]
+        raw = tiny_model(x)[0]
     np.testing.assert_allclose(result.scores, (raw / raw.sum(0)).numpy(), atol=1e-6)
 
 
@@ -116,7 +117,7 @@ def test_bad_images_raise_specific_errors(segmenter, image, message) -> None:
         segmenter.predict(image)
 
 
-def test_bad_settings(segmenter) -> None:
+def test_bad_settings(segmenter, tiny_model) -> None:
     with pytest.raises(InvalidImageError, match="color_order"):
         segmenter.predict(_image(64, 64), "yuv")
     with pytest.raises(ConfigError, match="confidence_threshold"):
@@ -125,15 +126,19 @@ def test_bad_settings(segmenter) -> None:
         segmenter.inference = dataclasses.replace(
             segmenter.inference, crop_size=(8, 8), stride=(8, 8)
         )
+    with pytest.raises(ConfigError, match="batch_size"):
+        Segmenter(segmenter.engine, batch_size=0)
+    with pytest.raises(TypeError, match="takes an Engine"):
+        Segmenter(tiny_model)
     with pytest.raises(DeviceError, match="CUDA"):
-        Segmenter(segmenter.model, precision="fp16")
+        TorchEngine(tiny_model, precision="fp16")
     with pytest.raises(ConfigError, match="precision"):
-        Segmenter(segmenter.model, precision="int4")
+        TorchEngine(tiny_model, precision="int4")
     with pytest.raises(DeviceError):
-        Segmenter(segmenter.model, device="tpu")
+        TorchEngine(tiny_model, device="tpu")
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="not available"):
-            Segmenter(segmenter.model, device="cuda")
+            TorchEngine(tiny_model, device="cuda")
 
 
 def test_random_weights_are_flagged() -> None:
@@ -144,11 +149,11 @@ def test_random_weights_are_flagged() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_cuda_agrees_with_cpu(segmenter, precision) -> None:
+def test_cuda_agrees_with_cpu(segmenter, tiny_model, precision) -> None:
     image = _image(70, 133, 6)
     cpu = segmenter.predict(image)
-    gpu = Segmenter(segmenter.model, device="cuda", precision=precision).predict(image)
-    segmenter.model.cpu()
+    gpu = Segmenter(TorchEngine(tiny_model, "cuda", precision)).predict(image)
+    tiny_model.cpu()
     assert np.mean(cpu.labels == gpu.labels) > 0.99
 
 

@@ -39,7 +39,7 @@ from vltseg_ros.ros.launch_helpers import (
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_ACTIONS = REPO / "vltseg_ros" / "ros" / "launch_actions.py"
-COMMON = {"params_file", "model", "checkpoint", "device", "precision", "use_sim_time"}
+COMMON = {"params_file", "model", "checkpoint", "backend", "device", "precision", "use_sim_time"}
 COMMON |= {"large_data"}
 CAMERA_ARGS = {"image", "camera_info", "transport", "namespace", "log_level"}
 ARGUMENTS = {
@@ -255,14 +255,21 @@ def test_single_camera_defaults_remap_raw_compressed_and_camera_info() -> None:
         "camera.image_topic": "camera/image_raw",
         "camera.camera_info_topic": "camera/camera_info",
         "camera.transport": "raw",
-    }  # model and checkpoint empty: the params file's stay
+    }  # model, checkpoint and backend empty: the params file's stay
     custom = single_camera(
-        launch_arguments("vltseg.launch.py", camera_info="", model="tiny", checkpoint="~/w.st")
+        launch_arguments(
+            "vltseg.launch.py",
+            camera_info="",
+            model="tiny",
+            checkpoint="~/w.st",
+            backend="pytorch",
+        )
     )
     assert custom.parameters["camera.camera_info_topic"] == ""
     assert ("camera/camera_info", "") not in custom.remappings and len(custom.remappings) == 2
     assert custom.parameters["model"] == "tiny"
     assert custom.parameters["checkpoint"] == os.path.expanduser("~/w.st")
+    assert custom.parameters["backend"] == "pytorch"
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -138,14 +139,25 @@ class Peer:
         """Request a lifecycle transition of the node through its service; True on success."""
         client = self.node.create_client(ChangeState, f"/{NODE}/change_state")
         assert client.wait_for_service(timeout_sec=timeout), "no change_state service"
+        self.state(timeout)  # a repeatable round trip first: lets discovery settle (see state)
         request = ChangeState.Request()
         request.transition.id = transition
         return bool(_call(client, request, timeout).success)
 
     def state(self, timeout: float = 30.0) -> str:
+        """The node's lifecycle state label. Asks again every 2 s: Fast DDS drops a service
+        response while the server has not yet matched the client's reply reader."""
         client = self.node.create_client(GetState, f"/{NODE}/get_state")
         assert client.wait_for_service(timeout_sec=timeout), "no get_state service"
-        return _call(client, GetState.Request(), timeout).current_state.label
+        futures = [client.call_async(GetState.Request())]
+        deadline = time.monotonic() + timeout
+        while not any(future.done() for future in futures):
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout:.0f} s waiting for get_state")
+            time.sleep(0.02)
+            if time.monotonic() - 2.0 * len(futures) > deadline - timeout:
+                futures.append(client.call_async(GetState.Request()))
+        return next(f for f in futures if f.done()).result().current_state.label
 
     def close(self) -> None:
         self._executor.shutdown()
@@ -156,6 +168,23 @@ def _call(client: Any, request: Any, timeout: float) -> Any:
     future = client.call_async(request)
     wait_until(future.done, timeout, f"response of {client.srv_name}")
     return future.result()
+
+
+def expect_failed_transition(
+    peer: Any, node: Any, transition: int, expected_state: str, log_text: str
+) -> None:
+    """Request ``transition`` (after configure when it is activate) from ``node`` (a
+    NodeProcess): it must fail, leave the node in ``expected_state``, log ``log_text`` and
+    keep the process alive. The node is stopped afterwards."""
+    try:
+        if transition == Transition.TRANSITION_ACTIVATE:
+            assert peer.lifecycle(Transition.TRANSITION_CONFIGURE)
+        assert not peer.lifecycle(transition)
+        assert peer.state() == expected_state
+        wait_until(lambda: log_text in node.log(), 10, f"log line {log_text!r}")
+        assert node.alive()
+    finally:
+        node.stop()
 
 
 def wait_until(

@@ -73,6 +73,11 @@ def test_ranges_are_declared(context) -> None:
         ({"upsample": "bicubic"}, "upsample: 'bicubic' is not one of"),
         ({"inference.crop_size": [64]}, "inference.crop_size"),
         ({"cameras": ["1st"]}, "not a valid name"),
+        ({"backend": "tensorrt"}, "backend: 'tensorrt' is not one of"),
+        ({"checkpoint": "m.onnx"}, "backend: checkpoint 'm.onnx' is an ONNX model"),
+        ({"backend": "onnxruntime"}, "backend: the onnxruntime backend runs an exported"),
+        ({"onnxruntime.providers": "cuda,rocm"}, "onnxruntime.providers: unknown"),
+        ({"onnxruntime.threads": -1}, "onnxruntime.threads"),
     ],
 )
 def test_invalid_values_raise_config_error_naming_the_parameter(context, overrides, message):
@@ -96,4 +101,21 @@ def test_compressed_camera_and_inference_overrides(context) -> None:
     settings = read_settings(node, declare_parameters(node))
     assert settings.cameras[0].subscribed_topic == "front/image_raw/compressed"
     assert settings.inference_overrides == {"crop_size": (256, 256), "stride": (200, 200)}
+    node.destroy_node()
+
+
+def test_engine_options_follow_the_backend(context) -> None:
+    onnx = {"checkpoint": "m.onnx", "onnxruntime.providers": "trt, cpu"}
+    node = _node(context, {**onnx, "backend": "onnxruntime", "onnxruntime.cache_dir": "/c"})
+    settings = read_settings(node, declare_parameters(node))
+    assert settings.engine_options() == {
+        "providers": ("TensorrtExecutionProvider", "CPUExecutionProvider"),
+        "cache_dir": "/c",
+        "threads": None,
+    }
+    node.destroy_node()
+    node = _node(context, {"onnxruntime.threads": 4, "pytorch.compile": True})
+    settings = read_settings(node, declare_parameters(node))  # onnxruntime.* ignored
+    assert settings.backend == "pytorch"
+    assert settings.engine_options() == {"channels_last": False, "compile": True}
     node.destroy_node()

@@ -16,11 +16,13 @@ from tqdm import tqdm
 from vltseg_ros.bag import require_rosbags
 from vltseg_ros.cli.common import (
     add_model_arguments,
+    engine_options,
     inference_overrides,
     load_segmenter,
     warn_random_weights,
 )
 from vltseg_ros.config import DEFAULT_MODEL
+from vltseg_ros.engines import resolve_backend
 from vltseg_ros.evaluation.report import markdown_table, write_report
 
 
@@ -170,11 +172,17 @@ def node_overrides(args: argparse.Namespace) -> dict[str, object]:
     params: dict[str, object] = {
         "model": args.model or "",
         "checkpoint": str(args.checkpoint or ""),
+        "backend": resolve_backend(args.backend, args.checkpoint),
         "device": args.device,
         "precision": args.precision,
         "batch_size": args.batch_size,
         "confidence_threshold": args.threshold,
     }
+    onnx = engine_options(args)
+    if onnx:
+        params["onnxruntime"] = {
+            key: str(value) if isinstance(value, Path) else value for key, value in onnx.items()
+        }
     inference = {
         key: list(value) if isinstance(value, tuple) else value
         for key, value in inference_overrides(args).items()

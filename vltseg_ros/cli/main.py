@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from vltseg_ros.cli import bag_eval, convert_checkpoint, make_bag, segment
+from vltseg_ros.cli import bag_eval, convert_checkpoint, evaluate, export, make_bag, segment, train
 from vltseg_ros.errors import VLTSegError
 
-_SUBCOMMANDS = (segment, make_bag, bag_eval, convert_checkpoint)
+_SUBCOMMANDS = (segment, make_bag, bag_eval, evaluate, train, convert_checkpoint, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

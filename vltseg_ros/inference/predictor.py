@@ -9,20 +9,19 @@ division is per pixel and positive, so the argmax (and hence the labels) equals 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from vltseg_ros.checkpoint import load_model
-from vltseg_ros.config import ClassSet, InferenceConfig, ModelConfig, load_model_config
-from vltseg_ros.errors import ConfigError, DeviceError
+from vltseg_ros.config import ClassSet, InferenceConfig, ModelConfig
+from vltseg_ros.engines import Backend, Engine, Precision, create_engine, resolve_backend
+from vltseg_ros.errors import ConfigError
 from vltseg_ros.inference.preprocess import (
     ColorOrder,
     resize_nearest,
@@ -33,14 +32,11 @@ from vltseg_ros.inference.preprocess import resize as _resize
 from vltseg_ros.inference.summary import ResultSummary
 from vltseg_ros.inference.summary import summarize as summarize_result
 from vltseg_ros.inference.tiling import ScoreCanvas, Tiling, tile
-from vltseg_ros.model.segmentor import VLTSeg
 
 LOG = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "fp16", "bf16"]
 ResizeMode = Literal["scores", "labels"]
 OutputSize = tuple[int, int] | Literal["model"] | None
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _EPS = 1e-12
 
 
@@ -64,85 +60,88 @@ class SegmentationResult:
     summary: ResultSummary | None = None
 
 
-def resolve_device(device: str | torch.device, precision: Precision) -> torch.device:
-    """Check that ``device`` exists and supports ``precision``; return it as a torch.device."""
-    if precision not in _DTYPES:
-        raise ConfigError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise DeviceError(f"unknown device {device!r} (use 'cpu', 'cuda' or 'cuda:N')") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(f"device {device!r} requested but CUDA is not available here")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"device {device!r}: only {torch.cuda.device_count()} GPU(s)")
-        if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            raise DeviceError(f"bf16 is not supported by GPU {torch.cuda.get_device_name(dev)}")
-    elif dev.type == "cpu":
-        if precision != "fp32":
-            raise DeviceError(f"{precision} runs only on CUDA; use precision fp32 on the CPU")
-    else:
-        raise DeviceError(f"unsupported device type {dev.type!r}; use 'cpu' or 'cuda'")
-    return dev
-
-
 class Segmenter:
-    """Runs a :class:`VLTSeg` model on uint8 camera frames.
+    """Runs a VLTSeg network (behind an :class:`Engine`) on uint8 camera frames.
 
     Args:
-        model: the network (moved to ``device`` and put in eval mode).
-        device: ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``fp32``; ``fp16`` or ``bf16`` (CUDA autocast) on GPUs.
-        inference: how frames become network inputs; defaults to the model config's.
-        batch_size: network inputs (crops) per forward call; crops of all frames of one
-            ``predict_batch`` call are batched together.
+        engine: the network on its device: a :class:`TorchEngine` (a PyTorch model) or an
+            :class:`OnnxRuntimeEngine` (an exported ``.onnx`` file); see
+            :func:`vltseg_ros.engines.create_engine`.
+        inference: how frames become network inputs; defaults to the model config's (for an
+            ONNX model: crop = its static input size). A static-size engine accepts only
+            settings whose network input is that size.
+        batch_size: network inputs (crops) per engine call, at most the engine's
+            ``max_batch``; crops of all frames of one ``predict_batch`` call are batched
+            together.
         random_weights: True when the model was not loaded from a checkpoint (its output is
             meaningless; callers should say so).
     """
 
     def __init__(
         self,
-        model: VLTSeg,
+        engine: Engine,
         *,
-        device: str | torch.device = "cpu",
-        precision: Precision = "fp32",
         inference: InferenceConfig | None = None,
         batch_size: int = 4,
         random_weights: bool = False,
     ) -> None:
+        if not isinstance(engine, Engine):
+            raise TypeError(
+                f"Segmenter takes an Engine, got {type(engine).__name__}; wrap a model with "
+                "vltseg_ros.engines.TorchEngine(model, device, precision) or use Segmenter.load"
+            )
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        self.device = resolve_device(device, precision)
-        self.precision = precision
-        self.model = model.to(self.device).eval()
-        self.inference = inference or model.config.inference
+        self.engine = engine
         self.batch_size = batch_size
         self.random_weights = random_weights
+        self.inference = inference or engine.config.inference
 
     @classmethod
     def load(
         cls,
         model: ModelConfig | str | Path | None = None,
         checkpoint: str | Path | None = None,
-        **kwargs: object,
+        *,
+        backend: Backend | None = None,
+        device: str | torch.device = "cpu",
+        precision: Precision = "fp32",
+        inference: InferenceConfig | None = None,
+        batch_size: int = 4,
+        **engine_options: Any,
     ) -> Segmenter:
         """Build from a checkpoint and/or a model config name or file.
 
         With a checkpoint the weights (and, for ``.safetensors``, the architecture) come from
-        it; ``model`` then only needs to be given for ``.pt`` state dicts. Without a checkpoint
-        the model has random weights and ``random_weights`` is set. Other keyword arguments go
-        to the constructor.
+        it; ``model`` then only needs to be given for ``.pt`` state dicts. A ``.onnx``
+        checkpoint runs on ONNX Runtime (``backend`` None or ``"onnxruntime"``; the file
+        carries its architecture). Without a checkpoint the model has random weights and
+        ``random_weights`` is set. ``engine_options`` go to
+        :func:`vltseg_ros.engines.create_engine` (``channels_last``, ``compile`` for pytorch;
+        ``providers``, ``cache_dir``, ``threads`` for onnxruntime).
+
+        Raises:
+            ConfigError: unknown backend, backend / checkpoint mismatch, bad settings.
+            CheckpointError, DeviceError, EngineError: see the engines.
         """
-        config = None
-        if model is not None:
-            config = model if isinstance(model, ModelConfig) else load_model_config(model)
-        if checkpoint is not None:
-            return cls(load_model(checkpoint, config), **kwargs)
-        if config is None:
-            raise ConfigError("give a model name / config file, a checkpoint, or both")
-        LOG.warning("model %r has RANDOM weights: its output is meaningless", config.name)
-        return cls(VLTSeg(config), random_weights=True, **kwargs)
+        backend = resolve_backend(backend, checkpoint)
+        if backend == "onnxruntime":
+            engine_options.setdefault("max_batch", batch_size)
+        engine = create_engine(
+            backend,
+            model=model,
+            checkpoint=checkpoint,
+            device=device,
+            precision=precision,
+            **engine_options,
+        )
+        if checkpoint is None:
+            LOG.warning(
+                "model %r has RANDOM weights: its output is meaningless", engine.config.name
+            )
+        return cls(
+            engine, inference=inference, batch_size=batch_size, random_weights=checkpoint is None
+        )
 
     @property
     def inference(self) -> InferenceConfig:
@@ -152,24 +151,56 @@ class Segmenter:
     @inference.setter
     def inference(self, inference: InferenceConfig) -> None:
         inference.validate()
-        min_h, min_w = self.model.min_input_size
+        min_h, min_w = (2 * p for p in self.patch_size)  # the 2x max-pooled level must exist
         in_h, in_w = inference.input_size
         if in_h < min_h or in_w < min_w:
             raise ConfigError(
                 f"network input {in_h}x{in_w} is smaller than the model's minimum "
                 f"{min_h}x{min_w} (two patches)"
             )
+        static = self.engine.input_size
+        if static is not None and (in_h, in_w) != tuple(static):
+            raise ConfigError(
+                f"network input {in_h}x{in_w} ({inference.mode} mode) does not match the "
+                f"{self.engine.name} model's static input {static[0]}x{static[1]}: use "
+                f"crop_size {static[0]}x{static[1]} (slide) or whole_size "
+                f"{static[0]}x{static[1]} (whole), or export the model at the size you need"
+            )
         self._inference = inference
 
     @property
     def config(self) -> ModelConfig:
         """The model's configuration."""
-        return self.model.config
+        return self.engine.config
 
     @property
     def class_set(self) -> ClassSet:
         """Class names and palette of the labels."""
-        return self.model.config.class_set
+        return self.engine.config.class_set
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network runs and the score maps live."""
+        return self.engine.device
+
+    @property
+    def patch_size(self) -> tuple[int, int]:
+        """(H, W) of the encoder's patches: the smallest frame :meth:`predict` accepts."""
+        return self.engine.patch_size
+
+    @property
+    def backend(self) -> str:
+        """The engine's backend: ``pytorch`` or ``onnxruntime``."""
+        return self.engine.name
+
+    @property
+    def description(self) -> str:
+        """Backend, device, precision (and providers) of the engine, for logs."""
+        return self.engine.description
+
+    def close(self) -> None:
+        """Release the engine (and its GPU memory); the segmenter cannot predict afterwards."""
+        self.engine.close()
 
     def predict(
         self,
@@ -232,8 +263,7 @@ class Segmenter:
         orders = [color_order] * len(images) if isinstance(color_order, str) else color_order
         if len(orders) != len(images):
             raise ConfigError(f"{len(images)} images but {len(orders)} color orders")
-        patch = self.model.encoder.patch_size
-        frames = [validate_image(image, patch) for image in images]
+        frames = [validate_image(image, self.patch_size) for image in images]
         norm = self.config.normalization
         with torch.inference_mode():
             tilings = [
@@ -269,17 +299,12 @@ class Segmenter:
         canvases = [ScoreCanvas(t, num_classes, self.device) for t in tilings]
         owners = [c for t, c in zip(tilings, canvases, strict=True) for _ in range(len(t.inputs))]
         inputs = torch.cat([t.inputs for t in tilings])
-        for start in range(0, len(inputs), self.batch_size):
-            with self._autocast():
-                scores = self.model(inputs[start : start + self.batch_size]).float()
+        step = min(self.batch_size, self.engine.max_batch or self.batch_size)
+        for start in range(0, len(inputs), step):
+            scores = self.engine(inputs[start : start + step])
             for owner, crop_scores in zip(owners[start:], scores, strict=False):
                 owner.add(crop_scores)
         return canvases
-
-    def _autocast(self) -> contextlib.AbstractContextManager[None]:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
 
 
 def scores_to_result(

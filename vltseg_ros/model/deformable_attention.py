@@ -1,15 +1,21 @@
 """Multi-scale deformable attention (Deformable DETR) in plain PyTorch.
 
-:func:`multi_scale_deformable_attn` is the sampling core (bilinear ``grid_sample``, equal to
-mmcv's ``multi_scale_deformable_attn_pytorch``); :class:`MultiScaleDeformableAttention` wraps it
-with the projections of mmcv's module of the same name and the same state-dict keys. Spatial
-shapes are Python ints, so exported graphs keep static shapes.
+Two interchangeable sampling cores compute the same bilinear, zero-padded sampling:
+:func:`multi_scale_deformable_attn` (``grid_sample``, equal to mmcv's
+``multi_scale_deformable_attn_pytorch``; the fastest in PyTorch) and
+:func:`multi_scale_deformable_attn_gather` (explicit corner gathers; only Gather, Floor, Where,
+Mul, Add and MatMul in an exported graph, no GridSample, which some ONNX toolchains fail to
+export and TensorRT has computed wrongly). :class:`MultiScaleDeformableAttention` wraps either
+with the projections of mmcv's module of the same name and the same state-dict keys;
+:func:`set_sampling` switches every such module of a model. Spatial shapes are Python ints, so
+exported graphs keep static shapes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +25,10 @@ from vltseg_ros.errors import ConfigError
 
 SpatialShapes = Sequence[tuple[int, int]]
 """(h, w) of every level, in the order the levels are concatenated in the value sequence."""
+Sampling = Literal["grid_sample", "gather"]
+"""Sampling core of :class:`MultiScaleDeformableAttention` (same results, different ops)."""
+_CORNERS = ((0, 0), (1, 0), (0, 1), (1, 1))
+"""(dx, dy) of the 4 bilinear neighbours relative to the floor corner."""
 
 
 def multi_scale_deformable_attn(
@@ -71,6 +81,98 @@ def multi_scale_deformable_attn(
     return out.reshape(batch, num_heads * head_dims, num_queries).transpose(1, 2).contiguous()
 
 
+def multi_scale_deformable_attn_gather(
+    value: Tensor,
+    spatial_shapes: SpatialShapes,
+    sampling_locations: Tensor,
+    attention_weights: Tensor,
+) -> Tensor:
+    """:func:`multi_scale_deformable_attn` with the 4 bilinear neighbours gathered explicitly.
+
+    Same arguments, semantics and result (bilinear, zero padding, ``align_corners=False``:
+    pixel coordinates ``(x * w - 0.5, y * h - 0.5)``). For each of the 4 neighbours, the rows
+    ``(b * heads + m) * sum(h * w) + level_start + y * w + x`` of all points are gathered at
+    once (a neighbour outside its map reads the level's first pixel with weight 0), and one
+    batched matmul sums them per query, weighted by attention weight times bilinear weight.
+    An exported graph holds only Gather, Floor, Cast, comparisons, And, Where, Mul, Add,
+    MatMul and reshapes: ops TensorRT implements exactly, unlike GridSample. Peak memory is
+    about one neighbour's samples, as much as ``grid_sample``'s.
+
+    Args:
+        value: (B, sum(h * w), heads, head_dims) float, the levels' pixels flattened row-major
+            and concatenated in ``spatial_shapes`` order.
+        spatial_shapes: (h, w) per level, L levels.
+        sampling_locations: (B, Q, heads, L, P, 2) float, normalized (x, y) per point.
+        attention_weights: (B, Q, heads, L, P) float, weight of every sampled point.
+
+    Returns:
+        (B, Q, heads * head_dims) float (``value``'s dtype), heads concatenated.
+    """
+    batch, total, num_heads, head_dims = value.shape
+    num_queries, num_levels, num_points = (
+        sampling_locations.shape[1],
+        sampling_locations.shape[3],
+        sampling_locations.shape[4],
+    )
+    device, dtype = value.device, sampling_locations.dtype
+    starts = [0]
+    for h, w in spatial_shapes[:-1]:
+        starts.append(starts[-1] + h * w)
+    # Per-level constants, shaped (L, 1) to broadcast over (B, heads, Q, L, P).
+    widths = torch.tensor([w for _, w in spatial_shapes], device=device)[:, None]
+    heights = torch.tensor([h for h, _ in spatial_shapes], device=device)[:, None]
+    level_starts = torch.tensor(starts, device=device)[:, None]
+    # (B, heads, Q, L, P) order, so every (image, head) gathers from its own block of rows.
+    locations = sampling_locations.permute(0, 2, 1, 3, 4, 5)
+    weights = attention_weights.permute(0, 2, 1, 3, 4)
+    x = locations[..., 0] * widths.to(dtype) - 0.5
+    y = locations[..., 1] * heights.to(dtype) - 0.5
+    x_floor, y_floor = x.floor(), y.floor()
+    x_frac, y_frac = x - x_floor, y - y_floor
+    x0, y0 = x_floor.to(torch.int64), y_floor.to(torch.int64)
+    # Per axis and neighbour (floor, floor + 1): inside the map?, bilinear factor.
+    x_inside = ((x0 >= 0) & (x0 < widths), (x0 >= -1) & (x0 < widths - 1))
+    y_inside = ((y0 >= 0) & (y0 < heights), (y0 >= -1) & (y0 < heights - 1))
+    x_factor, y_factor = (1 - x_frac, x_frac), (1 - y_frac, y_frac)
+    rows = value.permute(0, 2, 1, 3).reshape(batch * num_heads * total, head_dims)
+    block_starts = torch.arange(batch * num_heads, device=device) * total
+    base = block_starts.view(batch, num_heads, 1, 1, 1) + level_starts  # row of pixel (0, 0)
+    floor_index = base + y0 * widths + x0  # row of the (floor, floor) neighbour
+    out = None
+    for dx, dy in _CORNERS:
+        inside = x_inside[dx] & y_inside[dy]
+        corner_weights = torch.where(inside, weights * x_factor[dx] * y_factor[dy], 0.0)
+        index = torch.where(inside, floor_index + (dy * widths + dx), base)  # (B, heads, Q, L, P)
+        sampled = rows.index_select(0, index.flatten()).view(
+            batch, num_heads, num_queries, num_levels * num_points, head_dims
+        )
+        term = torch.matmul(
+            corner_weights.to(value.dtype).reshape(batch, num_heads, num_queries, 1, -1), sampled
+        )  # (B, heads, Q, 1, head_dims)
+        out = term if out is None else out + term
+    return (
+        out.reshape(batch, num_heads, num_queries, head_dims)
+        .transpose(1, 2)
+        .reshape(batch, num_queries, num_heads * head_dims)
+    )
+
+
+_SAMPLERS: dict[str, Callable[[Tensor, SpatialShapes, Tensor, Tensor], Tensor]] = {
+    "grid_sample": multi_scale_deformable_attn,
+    "gather": multi_scale_deformable_attn_gather,
+}
+
+
+def check_sampling(mode: str) -> Sampling:
+    """``mode`` if it names a sampling core; raises :class:`ConfigError` otherwise."""
+    if mode not in _SAMPLERS:
+        raise ConfigError(
+            f"deformable attention sampling must be one of {list(get_args(Sampling))}, "
+            f"got {mode!r}"
+        )
+    return mode  # type: ignore[return-value]
+
+
 class MultiScaleDeformableAttention(nn.Module):
     """mmcv's ``MultiScaleDeformableAttention`` (batch first, dropout 0, 2-D reference points).
 
@@ -82,13 +184,25 @@ class MultiScaleDeformableAttention(nn.Module):
         num_heads: attention heads (C must be divisible by it).
         num_levels: feature levels L.
         num_points: sampling points P per head and level.
+        sampling: the sampling core, ``"grid_sample"`` (default, fastest in PyTorch) or
+            ``"gather"`` (exports without GridSample); both compute the same values. Can be
+            changed at any time (attribute ``sampling``, or :func:`set_sampling`).
 
     Raises:
-        ConfigError: ``embed_dims`` is not divisible by ``num_heads`` or a count is not positive.
+        ConfigError: ``embed_dims`` is not divisible by ``num_heads``, a count is not positive
+            or ``sampling`` is unknown.
     """
 
-    def __init__(self, embed_dims: int, num_heads: int, num_levels: int, num_points: int) -> None:
+    def __init__(
+        self,
+        embed_dims: int,
+        num_heads: int,
+        num_levels: int,
+        num_points: int,
+        sampling: Sampling = "grid_sample",
+    ) -> None:
         super().__init__()
+        self.sampling = sampling
         if min(embed_dims, num_heads, num_levels, num_points) <= 0:
             raise ConfigError("deformable attention sizes must be positive")
         if embed_dims % num_heads:
@@ -104,6 +218,15 @@ class MultiScaleDeformableAttention(nn.Module):
         self.value_proj = nn.Linear(embed_dims, embed_dims)
         self.output_proj = nn.Linear(embed_dims, embed_dims)
         self.init_weights()
+
+    @property
+    def sampling(self) -> Sampling:
+        """The sampling core: ``"grid_sample"`` or ``"gather"`` (validated on assignment)."""
+        return self._sampling
+
+    @sampling.setter
+    def sampling(self, mode: Sampling) -> None:
+        self._sampling = check_sampling(mode)
 
     def init_weights(self) -> None:
         """mmcv's init: zero offset weights with bias pointing each head in its own direction
@@ -162,7 +285,29 @@ class MultiScaleDeformableAttention(nn.Module):
             [[w, h] for h, w in spatial_shapes], dtype=offsets.dtype, device=offsets.device
         )
         locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[:, None, :]
-        attended = multi_scale_deformable_attn(
+        attended = _SAMPLERS[self.sampling](
             projected, spatial_shapes, locations, weights.reshape(shape)
         )
         return query + self.output_proj(attended)
+
+
+def set_sampling(module: nn.Module, mode: Sampling) -> int:
+    """Set the sampling core of every :class:`MultiScaleDeformableAttention` inside ``module``.
+
+    Args:
+        module: a model (or any module) holding deformable-attention layers, itself included.
+        mode: ``"grid_sample"`` (fastest in PyTorch) or ``"gather"`` (for ONNX / TensorRT).
+
+    Returns:
+        How many deformable-attention modules were set (0 when ``module`` holds none).
+
+    Raises:
+        ConfigError: ``mode`` is not a known sampling core.
+    """
+    mode = check_sampling(mode)
+    count = 0
+    for child in module.modules():
+        if isinstance(child, MultiScaleDeformableAttention):
+            child.sampling = mode
+            count += 1
+    return count

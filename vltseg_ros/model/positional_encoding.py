@@ -49,7 +49,7 @@ def sine_position_embedding(
     """
     if num_feats <= 0 or num_feats % 2:
         raise ValueError(f"num_feats must be a positive even number, got {num_feats}")
-    if min(batch, height, width) <= 0:
+    if batch <= 0 or height <= 0 or width <= 0:  # not min(): keeps a symbolic batch free
         raise ValueError(f"batch, height and width must be positive, got {batch, height, width}")
     index = torch.arange(num_feats, dtype=torch.float32, device=device)
     periods = temperature ** (2 * torch.div(index, 2, rounding_mode="floor") / num_feats)

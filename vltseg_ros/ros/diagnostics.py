@@ -54,11 +54,13 @@ def camera_status(
 def engine_status(
     node_name: str, settings: NodeSettings, segmenter: Segmenter | None
 ) -> DiagnosticStatus:
-    """Model, weights and backend; WARN while inactive or with random weights."""
+    """Model, weights, backend and engine (providers); WARN while inactive or with random
+    weights."""
     values = {
         "model": segmenter.config.name if segmenter else settings.model,
         "checkpoint": settings.checkpoint or "none (random weights)",
-        "backend": "pytorch",
+        "backend": segmenter.backend if segmenter else settings.backend,
+        "engine": segmenter.description if segmenter else "",
         "device": settings.device,
         "precision": settings.precision,
         "mode": segmenter.inference.mode if segmenter else "",

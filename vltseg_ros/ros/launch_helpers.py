@@ -74,6 +74,13 @@ NODE_ARGUMENTS = (  # every launch file: how vltseg_node loads and runs its mode
         "",
         "Weights (.safetensors); empty = the params file's (default: none, RANDOM weights)",
     ),
+    LaunchArgument(
+        "backend",
+        "",
+        "Inference engine: pytorch, or onnxruntime (checkpoint = an exported .onnx file); "
+        "empty = the params file's (default: pytorch)",
+        choices=("", "pytorch", "onnxruntime"),
+    ),
     LaunchArgument("device", "cpu", "Inference device: cpu, cuda, cuda:N"),
     LaunchArgument("precision", "fp32", "fp32; fp16 or bf16 on CUDA"),
     LaunchArgument(
@@ -295,8 +302,8 @@ def _rate(value: str) -> float:
 
 
 def _model_parameters(args: Mapping[str, str]) -> dict[str, Any]:
-    """model / checkpoint (only when given: empty keeps the params file's), device, precision,
-    use_sim_time."""
+    """model / checkpoint / backend (only when given: empty keeps the params file's), device,
+    precision, use_sim_time."""
     parameters: dict[str, Any] = {
         "device": args["device"],
         "precision": args["precision"],
@@ -306,6 +313,8 @@ def _model_parameters(args: Mapping[str, str]) -> dict[str, Any]:
         parameters["model"] = args["model"]
     if args["checkpoint"]:
         parameters["checkpoint"] = os.path.expanduser(args["checkpoint"])
+    if args["backend"]:
+        parameters["backend"] = args["backend"]
     return parameters
 
 

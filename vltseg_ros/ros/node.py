@@ -12,7 +12,6 @@ translates: the segmentation itself is :class:`vltseg_ros.inference.predictor.Se
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from typing import Any
@@ -34,6 +33,7 @@ from vltseg_ros.inference.preprocess import validate_image
 from vltseg_ros.msg import ClassSet
 from vltseg_ros.ros.camera_io import BatchContext, CameraIO, decode
 from vltseg_ros.ros.diagnostics import camera_status, engine_status
+from vltseg_ros.ros.logging_bridge import core_logs_to, heartbeat
 from vltseg_ros.ros.messages import class_set_message
 from vltseg_ros.ros.parameters import NodeSettings, declare_parameters, read_settings
 from vltseg_ros.ros.scheduling import CameraCounters, FrameScheduler, PendingFrame
@@ -85,7 +85,8 @@ class VLTSegNode(LifecycleNode):
         )
         self.get_logger().info(
             f"configured: cameras {[c.name for c in settings.cameras]}, model "
-            f"{settings.model!r}, checkpoint {settings.checkpoint or 'none (RANDOM weights)'}"
+            f"{settings.model!r}, checkpoint {settings.checkpoint or 'none (RANDOM weights)'}, "
+            f"backend {settings.backend}"
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -199,7 +200,7 @@ class VLTSegNode(LifecycleNode):
         """(frame, uint8 (H, W, 3) image, color order), or None for a bad frame (counted)."""
         try:
             image, order = decode(frame.message)
-            validate_image(image, segmenter.model.encoder.patch_size)
+            validate_image(image, segmenter.patch_size)
         except InvalidImageError as exc:
             self._cameras[frame.camera].stats.bad_input(str(exc))
             self.get_logger().warning(
@@ -217,25 +218,32 @@ class VLTSegNode(LifecycleNode):
 
     def _load_segmenter(self, settings: NodeSettings) -> Segmenter:
         started = time.perf_counter()
-        segmenter = Segmenter.load(
-            settings.model or (None if settings.checkpoint else DEFAULT_MODEL),
-            settings.checkpoint or None,
-            device=settings.device,
-            precision=settings.precision,
-            batch_size=settings.batch_size,
-        )
-        segmenter.inference = settings.inference_for(segmenter.inference)
+        what = "loading and warming up the model"
+        if settings.backend == "onnxruntime" and settings.device.startswith("cuda"):
+            what += " (a first TensorRT engine build takes minutes)"
+        self.get_logger().info(f"{what} ...")
+        with heartbeat(self.get_logger(), what):
+            segmenter = Segmenter.load(
+                settings.model or (None if settings.checkpoint else DEFAULT_MODEL),
+                settings.checkpoint or None,
+                backend=settings.backend,
+                device=settings.device,
+                precision=settings.precision,
+                batch_size=settings.batch_size,
+                **settings.engine_options(),
+            )
+            segmenter.inference = settings.inference_for(segmenter.inference)
+            if settings.warmup:
+                height, width = segmenter.inference.input_size
+                segmenter.predict(np.zeros((height, width, 3), np.uint8))
         if segmenter.random_weights:
             self.get_logger().warning(
                 f"no checkpoint: model {segmenter.config.name!r} has RANDOM weights, its "
                 "output is meaningless; set the 'checkpoint' parameter"
             )
-        if settings.warmup:
-            height, width = segmenter.inference.input_size
-            segmenter.predict(np.zeros((height, width, 3), np.uint8))
         self.get_logger().info(
-            f"model {segmenter.config.name!r} ready on {settings.device} ({settings.precision}) "
-            f"in {time.perf_counter() - started:.1f} s"
+            f"model {segmenter.config.name!r} ready in {time.perf_counter() - started:.1f} s: "
+            f"{segmenter.description}"
         )
         return segmenter
 
@@ -247,14 +255,9 @@ class VLTSegNode(LifecycleNode):
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join()
         self._scheduler, self._worker = None, None
-        if self._segmenter is not None:
-            on_cuda = self._segmenter.device.type == "cuda"
-            self._segmenter = None
-            gc.collect()
-            if on_cuda:
-                import torch
-
-                torch.cuda.empty_cache()
+        segmenter, self._segmenter = self._segmenter, None
+        if segmenter is not None:
+            segmenter.close()
 
     def _destroy_entities(self) -> None:
         for camera in self._cameras.values():
@@ -306,10 +309,11 @@ def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     node = VLTSegNode()
     try:
-        if node.get_parameter("autostart").value:
-            node.trigger_configure()
-            node.trigger_activate()
-        rclpy.spin(node)
+        with core_logs_to(node.get_logger()):
+            if node.get_parameter("autostart").value:
+                node.trigger_configure()
+                node.trigger_activate()
+            rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

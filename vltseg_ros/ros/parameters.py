@@ -23,6 +23,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from vltseg_ros.config import DEFAULT_MODEL, InferenceConfig
+from vltseg_ros.engines.base import BACKENDS, Backend, resolve_backend
+from vltseg_ros.engines.providers import parse_providers
 from vltseg_ros.errors import ConfigError
 
 
@@ -49,12 +51,49 @@ _SPECS = (
     _Spec(
         "checkpoint",
         "",
-        "Weights file (.safetensors, or .pt with 'model'); empty = RANDOM "
-        "weights, output meaningless.",
+        "Weights file (.safetensors, or .pt with 'model'; the .onnx file with backend "
+        "onnxruntime); empty = RANDOM weights, output meaningless.",
+    ),
+    _Spec(
+        "backend",
+        "pytorch",
+        "Inference engine: pytorch, or onnxruntime (TensorRT / CUDA / CPU execution providers) "
+        "running the exported .onnx file given as checkpoint.",
+        "pytorch, onnxruntime",
     ),
     _Spec("device", "cpu", "Inference device.", "cpu, cuda or cuda:N"),
     _Spec("precision", "fp32", "Numeric precision.", "fp32; fp16 or bf16 on CUDA"),
     _Spec("batch_size", 4, "Network inputs (crops) per forward pass.", "", (1, 256)),
+    _Spec(
+        "pytorch.channels_last",
+        False,
+        "Backend pytorch: convolutions in channels-last memory format (may help on GPUs).",
+    ),
+    _Spec(
+        "pytorch.compile",
+        False,
+        "Backend pytorch: torch.compile the model (activation and first frames take longer).",
+    ),
+    _Spec(
+        "onnxruntime.providers",
+        "",
+        "Backend onnxruntime: execution providers in priority order, comma-separated; empty = "
+        "every available one for the device (tensorrt, cuda on a GPU; cpu).",
+        "tensorrt, cuda, cpu",
+    ),
+    _Spec(
+        "onnxruntime.cache_dir",
+        "",
+        "Backend onnxruntime: TensorRT engine cache folder (the first build takes minutes, later "
+        "activations reuse it); empty = no cache.",
+    ),
+    _Spec(
+        "onnxruntime.threads",
+        0,
+        "Backend onnxruntime: CPU threads per inference; 0 = ONNX Runtime's default.",
+        "",
+        (0, 1024),
+    ),
     _Spec("inference.mode", "", "'slide' or 'whole'; empty = the model config's.", "slide, whole"),
     _Spec(
         "inference.crop_size",
@@ -176,9 +215,15 @@ class NodeSettings:
 
     model: str
     checkpoint: str
+    backend: Backend
     device: str
     precision: str
     batch_size: int
+    torch_channels_last: bool
+    torch_compile: bool
+    onnx_providers: tuple[str, ...]
+    onnx_cache_dir: str
+    onnx_threads: int
     inference_overrides: dict[str, Any]
     confidence_threshold: float
     output_resolution: Literal["input", "model"]
@@ -198,6 +243,16 @@ class NodeSettings:
         config = dataclasses.replace(base, **self.inference_overrides)
         config.validate()
         return config
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``Segmenter.load`` for the backend's own parameters."""
+        if self.backend == "pytorch":
+            return {"channels_last": self.torch_channels_last, "compile": self.torch_compile}
+        return {
+            "providers": self.onnx_providers or None,
+            "cache_dir": self.onnx_cache_dir or None,
+            "threads": self.onnx_threads or None,
+        }
 
 
 def declare_parameters(node: Node) -> list[str]:
@@ -222,6 +277,7 @@ def read_settings(node: Node, declare_errors: list[str]) -> NodeSettings:
         "qos.input.reliability": ("best_effort", "reliable"),
         "qos.output.reliability": ("best_effort", "reliable"),
         "precision": ("fp32", "fp16", "bf16"),
+        "backend": BACKENDS,
     }
     for name, allowed in choices.items():
         if get[name] not in allowed:
@@ -229,14 +285,21 @@ def read_settings(node: Node, declare_errors: list[str]) -> NodeSettings:
     if not re.fullmatch(r"cpu|cuda(:\d+)?", get["device"]):
         errors.append(f"device: {get['device']!r} is not cpu, cuda or cuda:N")
     overrides = _inference_overrides(get, errors)
+    providers = _engine_checks(get, errors)
     if errors:
         raise ConfigError("invalid parameters: " + "; ".join(errors))
     return NodeSettings(
         model=get["model"],
         checkpoint=get["checkpoint"],
+        backend=get["backend"],
         device=get["device"],
         precision=get["precision"],
         batch_size=get["batch_size"],
+        torch_channels_last=get["pytorch.channels_last"],
+        torch_compile=get["pytorch.compile"],
+        onnx_providers=providers,
+        onnx_cache_dir=get["onnxruntime.cache_dir"],
+        onnx_threads=get["onnxruntime.threads"],
         inference_overrides=overrides,
         confidence_threshold=get["confidence_threshold"],
         output_resolution=get["output_resolution"],
@@ -327,6 +390,25 @@ def _inference_overrides(get: dict[str, Any], errors: list[str]) -> dict[str, An
         else:
             overrides[key] = (int(value[0]), int(value[1]))
     return overrides
+
+
+def _engine_checks(get: dict[str, Any], errors: list[str]) -> tuple[str, ...]:
+    """Backend against checkpoint and model; the parsed onnxruntime.providers."""
+    if get["backend"] in BACKENDS:
+        try:
+            resolve_backend(get["backend"], get["checkpoint"] or None)
+        except ConfigError as exc:
+            errors.append(f"backend: {exc}")
+        if get["backend"] == "onnxruntime" and get["model"]:
+            errors.append(
+                "model: must be empty with backend onnxruntime (the .onnx checkpoint carries "
+                "its architecture)"
+            )
+    try:
+        return parse_providers(get["onnxruntime.providers"])
+    except ConfigError as exc:
+        errors.append(f"onnxruntime.providers: {exc}")
+        return ()
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:

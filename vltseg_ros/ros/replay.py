@@ -32,6 +32,8 @@ from vltseg_ros.ros.bag_player import BagPlayer
 from vltseg_ros.ros.replay_recorder import ReplayRecorder
 from vltseg_ros.ros.transport import large_data_environment
 
+_STATE_RETRY_S = 3.0  # seconds between get_state requests while waiting for the node
+
 CAMERA = "camera"
 
 
@@ -196,12 +198,28 @@ def _wait_until_active(
     while not client.wait_for_service(timeout_sec=0.5):
         if node.poll() is not None or time.monotonic() > deadline:
             raise ReplayError(f"vltseg_node did not start: {_tail(log)}")
-    future = client.call_async(GetState.Request())
-    while not future.done():
-        if node.poll() is not None or time.monotonic() > deadline:
-            raise ReplayError(f"vltseg_node did not answer: {_tail(log)}")
+    # Ask again every few seconds: Fast DDS drops a service response whose reply reader is not
+    # matched yet (slow discovery on a loaded machine), and the node answers only after its
+    # autostart, which may be busy loading a model for minutes.
+    futures: list = []
+    next_request = 0.0
+    while not any(future.done() for future in futures):
+        now = time.monotonic()
+        if node.poll() is not None:
+            raise ReplayError(
+                f"vltseg_node exited (code {node.returncode}), not active: {_tail(log)}"
+            )
+        if now > deadline:
+            raise ReplayError(f"vltseg_node did not answer in {timeout:.0f} s: {_tail(log)}")
+        if now >= next_request:
+            futures.append(client.call_async(GetState.Request()))
+            next_request = now + _STATE_RETRY_S
         time.sleep(0.05)
-    state = future.result().current_state.label
+    answered = next(future for future in futures if future.done())
+    for future in futures:
+        if not future.done():
+            client.remove_pending_request(future)
+    state = answered.result().current_state.label
     if state != "active":
         raise ReplayError(f"vltseg_node is {state}, not active: {_tail(log)}")
 

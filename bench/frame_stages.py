@@ -1,0 +1,141 @@
+"""Where a frame's time goes in the node: decode, preprocess, engine, postprocess, messages.
+
+    .venv/bin/python bench/frame_stages.py [--models tiny vit-b-16] [--repeats 3]
+        [--write docs/benchmarks.md]
+
+One 1024x2048 rgb8 frame (the real Cityscapes frame when ``../shared/data`` is present) goes
+through the node's own functions in this process, with the node's defaults (slide 512 /
+stride 426 = 15 crops, batch_size 4, output at input resolution with the scores resized before
+the argmax, per-class summary, overlay published):
+
+- decode: sensor_msgs/Image -> numpy view (``camera_io.decode``) + validation;
+- preprocess: normalize and cut into crops (``to_normalized_tensor`` + ``tile``);
+- engine: the network on the crops (PyTorch or ONNX Runtime, CPU, fp32);
+- postprocess: the rest of ``Segmenter.predict_batch`` (stitching, score resize, argmax,
+  confidence, summary) plus colorizing the overlay;
+- messages: mask, 32FC1 confidence, rgb8 overlay and SegmentationInfo messages.
+
+Transport (DDS) is not included: ``bench/node_latency.py`` measures the node end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from std_msgs.msg import Header
+
+from bench.engine_latency import TimedEngine, bench_config, load_frame
+from bench.machine import describe_machine, write_section
+from vltseg_ros.engines import Engine, OnnxRuntimeEngine, TorchEngine
+from vltseg_ros.export.onnx_export import export_onnx
+from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.inference.preprocess import to_normalized_tensor, validate_image
+from vltseg_ros.inference.tiling import tile
+from vltseg_ros.model.segmentor import VLTSeg
+from vltseg_ros.ros.camera_io import decode
+from vltseg_ros.ros.image_conversions import array_to_image
+from vltseg_ros.ros.messages import confidence_message, info_message
+from vltseg_ros.visualize import overlay
+
+STAGES = ("decode", "preprocess", "engine", "postprocess", "messages")
+BATCH_SIZE = 4  # config/vltseg.yaml's default
+
+
+def one_frame(segmenter: Segmenter, engine: TimedEngine, message: object) -> dict[str, float]:
+    """Seconds per stage for one frame message through the node's functions."""
+    times: dict[str, float] = {}
+    cpu = torch.device("cpu")
+    started = time.perf_counter()
+    image, order = decode(message)
+    validate_image(image, segmenter.patch_size)
+    times["decode"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    with torch.inference_mode():
+        normalized = to_normalized_tensor(image, order, segmenter.config.normalization, cpu)
+        tile(normalized, segmenter.inference)
+    times["preprocess"] = time.perf_counter() - started
+
+    before, started = engine.seconds, time.perf_counter()
+    (result,) = segmenter.predict_batch([image], order, summarize=True)
+    total = time.perf_counter() - started
+    times["engine"] = engine.seconds - before
+    started = time.perf_counter()
+    colored = overlay(image, result.labels, segmenter.class_set, 0.5)  # the frame is rgb8
+    colorize = time.perf_counter() - started
+    # predict_batch normalizes and tiles again: its postprocess is what is left of it
+    times["postprocess"] = total - times["engine"] - times["preprocess"] + colorize
+
+    header = message.header
+    started = time.perf_counter()
+    array_to_image(result.labels, "mono8", header)
+    confidence_message(result.confidence, "32FC1", header)
+    array_to_image(colored, "rgb8", header)
+    info_message(header, "camera", result.summary, result.labels.shape, {"model": "bench"})
+    times["messages"] = time.perf_counter() - started
+    return times
+
+
+def engines(model: VLTSeg, folder: Path) -> dict[str, Callable[[], Engine]]:
+    path = folder / "model.onnx"
+    export_onnx(model, path)
+    return {
+        "pytorch": lambda: TorchEngine(model, "cpu"),
+        "onnxruntime cpu": lambda: OnnxRuntimeEngine(path, "cpu", max_batch=BATCH_SIZE),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["tiny", "vit-b-16"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write", type=Path, help="Markdown file to put the table into")
+    args = parser.parse_args()
+    frame, frame_name = load_frame()
+    header = Header(frame_id="camera")
+    message = array_to_image(frame, "rgb8", header)
+    lines = [
+        "| model | engine | frame (ms) | "
+        + " | ".join(f"{s} (ms)" for s in STAGES)
+        + " | all but the engine |",
+        "|---|---|---|" + "---|" * (len(STAGES) + 1),
+    ]
+    for name in args.models:
+        torch.manual_seed(0)
+        model = VLTSeg(bench_config(name)).eval()
+        with tempfile.TemporaryDirectory() as tmp:
+            for label, make in engines(model, Path(tmp)).items():
+                engine = TimedEngine(make())
+                segmenter = Segmenter(engine, batch_size=BATCH_SIZE)
+                one_frame(segmenter, engine, message)  # warm-up
+                runs = [one_frame(segmenter, engine, message) for _ in range(args.repeats)]
+                med = {s: 1000 * statistics.median(r[s] for r in runs) for s in STAGES}
+                frame_ms = sum(med.values())
+                lines.append(
+                    f"| {name} | {label} | {frame_ms:.0f} | "
+                    + " | ".join(f"{med[s]:.1f}" for s in STAGES)
+                    + f" | {1 - med['engine'] / frame_ms:.1%} |"
+                )
+                engine.close()
+    text = (
+        f"### Stages of one frame in the node (CPU): {describe_machine()}\n\n"
+        f"Random weights; {frame.shape[0]}x{frame.shape[1]} rgb8 frame ({frame_name}); "
+        f"slide 512 / 426 (15 crops), batch_size {BATCH_SIZE}, output at input resolution; "
+        f"medians of {args.repeats} frames after one warm-up.\n\n" + "\n".join(lines)
+    )
+    print(text)
+    if args.write:
+        write_section(args.write, "stages-cpu", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""The engines: PyTorch equals the model, ONNX Runtime equals PyTorch (raw scores and through
+``Segmenter``), static input size and batch, backend selection and bad inputs.
+
+The ONNX model is the tiny random-weight model exported once per session (``tiny_onnx``);
+a second export has a static batch of 2 and a 48x64 input. CPU only: CUDA / TensorRT runs are
+not covered here (their provider options are, in test_providers.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vltseg_ros.engines import OnnxRuntimeEngine, TorchEngine, create_engine, resolve_backend
+from vltseg_ros.errors import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    ConfigError,
+    DeviceError,
+    EngineError,
+)
+from vltseg_ros.export.onnx_export import MAX_DYNAMIC_BATCH, export_onnx
+from vltseg_ros.inference.predictor import Segmenter
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def static_onnx(tiny_onnx, tmp_path_factory) -> Path:
+    """The same model with a static batch of 2 and a 48x64 input."""
+    path = tmp_path_factory.mktemp("onnx_static") / "tiny_b2_48x64.onnx"
+    export_onnx(tiny_onnx[0], path, input_size=(48, 64), batch=2)
+    return path
+
+
+def _inputs(count: int, size: tuple[int, int] = (64, 64), seed: int = 0) -> torch.Tensor:
+    return torch.randn(count, 3, *size, generator=torch.Generator().manual_seed(seed))
+
+
+def _frames() -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    return [rng.integers(0, 256, size, dtype=np.uint8) for size in ((70, 133, 3), (64, 64, 3))]
+
+
+def _assert_same_results(expected, actual) -> None:
+    for want, got in zip(expected, actual, strict=True):
+        np.testing.assert_allclose(got.scores, want.scores, atol=TOL)
+        assert np.mean(got.labels == want.labels) >= 0.999
+
+
+# ---- PyTorch ----------------------------------------------------------------------------------
+
+
+def test_torch_engine_fp32_is_the_model(tiny_onnx) -> None:
+    model = tiny_onnx[0]
+    engine = TorchEngine(model)
+    x = _inputs(3)
+    with torch.no_grad():
+        expected = model(x)
+    scores = engine(x)
+    assert scores.dtype == torch.float32 and scores.shape == (3, 19, 64, 64)
+    torch.testing.assert_close(scores, expected, rtol=0, atol=0)
+    assert (engine.name, engine.patch_size, engine.input_size, engine.max_batch) == (
+        "pytorch",
+        (8, 8),
+        None,
+        None,
+    )
+    assert engine.description.startswith(f"pytorch {torch.__version__} on cpu, fp32")
+    channels_last = TorchEngine(model, channels_last=True)
+    torch.testing.assert_close(channels_last(x), expected, rtol=0, atol=1e-5)
+    assert "channels-last" in channels_last.description
+    model.to(memory_format=torch.contiguous_format)
+
+
+def test_engine_inputs_are_checked_and_close_is_final(tiny_onnx) -> None:
+    engine = TorchEngine(tiny_onnx[0])
+    with pytest.raises(ConfigError, match=r"\(N, 3, h, w\)"):
+        engine(torch.zeros(3, 64, 64))
+    with pytest.raises(ConfigError, match="float32"):
+        engine(torch.zeros(1, 3, 64, 64, dtype=torch.float64))
+    engine.close()
+    engine.close()  # idempotent
+    with pytest.raises(EngineError, match="closed"):
+        engine(_inputs(1))
+
+
+# ---- ONNX Runtime -----------------------------------------------------------------------------
+
+
+def test_onnxruntime_engine_equals_pytorch(tiny_onnx) -> None:
+    model, path = tiny_onnx
+    engine = OnnxRuntimeEngine(path, threads=2)
+    assert engine.config == model.config  # from the file's metadata, no torch model built
+    assert (engine.name, engine.patch_size, engine.input_size) == ("onnxruntime", (8, 8), (64, 64))
+    assert engine.max_batch == MAX_DYNAMIC_BATCH and engine.providers == ["CPUExecutionProvider"]
+    assert "providers cpu" in engine.description and "2 threads" in engine.description
+    x = _inputs(5)
+    scores = engine(x)
+    assert scores.dtype == torch.float32 and scores.shape == (5, 19, 64, 64)
+    torch.testing.assert_close(scores, TorchEngine(model)(x), rtol=0, atol=TOL)
+    with pytest.raises(ConfigError, match="static input size 64x64"):
+        engine(_inputs(1, (64, 128)))
+    engine.close()
+    with pytest.raises(EngineError, match="closed"):
+        engine(x)
+
+
+@pytest.mark.parametrize("mode", ["slide", "whole"])
+def test_segmenter_on_onnxruntime_equals_pytorch(tiny_onnx, mode) -> None:
+    model, path = tiny_onnx
+    onnx_segmenter = Segmenter.load(checkpoint=path, batch_size=3)
+    assert onnx_segmenter.backend == "onnxruntime" and not onnx_segmenter.random_weights
+    inference = dataclasses.replace(onnx_segmenter.inference, mode=mode)
+    onnx_segmenter.inference = inference
+    torch_segmenter = Segmenter(TorchEngine(model), inference=inference, batch_size=3)
+    frames = _frames()
+    expected = torch_segmenter.predict_batch(frames, return_scores=True)
+    _assert_same_results(expected, onnx_segmenter.predict_batch(frames, return_scores=True))
+    single = onnx_segmenter.predict(frames[0], return_scores=True)
+    _assert_same_results(expected[:1], [single])
+
+
+def test_static_input_size_is_the_default_crop_and_enforced(tiny_onnx, static_onnx) -> None:
+    segmenter = Segmenter.load(checkpoint=static_onnx)
+    config = tiny_onnx[0].config.inference  # 64x64 crop, stride 48
+    assert segmenter.inference == dataclasses.replace(config, crop_size=(48, 64), stride=(36, 48))
+    whole = dataclasses.replace(segmenter.inference, mode="whole")
+    segmenter.inference = whole  # whole_size unset: the crop, which fits
+    for bad in (
+        dataclasses.replace(whole, whole_size=(64, 64)),
+        dataclasses.replace(config, mode="slide"),
+    ):
+        with pytest.raises(ConfigError, match="static input 48x64"):
+            segmenter.inference = bad
+    frames = _frames()
+    torch_segmenter = Segmenter(TorchEngine(tiny_onnx[0]), inference=whole)
+    _assert_same_results(
+        torch_segmenter.predict_batch(frames, return_scores=True),
+        segmenter.predict_batch(frames, return_scores=True),
+    )
+
+
+class _Recorder:
+    """Wraps an ONNX Runtime session and records the batch of every run."""
+
+    def __init__(self, session) -> None:
+        self.session, self.batches = session, []
+
+    def run(self, names, feeds):
+        self.batches.append(len(feeds["images"]))
+        return self.session.run(names, feeds)
+
+
+def test_static_batch_splits_and_pads(tiny_onnx, static_onnx) -> None:
+    engine = OnnxRuntimeEngine(static_onnx, max_batch=8)
+    assert engine.max_batch == 2  # the static batch caps it
+    recorder = engine._session = _Recorder(engine._session)
+    x = _inputs(5, (48, 64))
+    torch.testing.assert_close(engine(x), TorchEngine(tiny_onnx[0])(x), rtol=0, atol=TOL)
+    assert recorder.batches == [2, 2, 2]  # 2 + 2 + (1 padded to 2)
+    segmenter = Segmenter(engine, batch_size=4)
+    recorder.batches.clear()
+    segmenter.predict_batch(_frames())
+    assert set(recorder.batches) == {2}
+
+
+def test_dynamic_batch_is_split_at_max_batch(tiny_onnx) -> None:
+    engine = OnnxRuntimeEngine(tiny_onnx[1], max_batch=2)
+    recorder = engine._session = _Recorder(engine._session)
+    x = _inputs(5)
+    torch.testing.assert_close(engine(x), TorchEngine(tiny_onnx[0])(x), rtol=0, atol=TOL)
+    assert recorder.batches == [2, 2, 1]
+
+
+# ---- backend selection and bad input ----------------------------------------------------------
+
+
+def test_backend_follows_the_checkpoint_and_mismatches_are_errors() -> None:
+    assert resolve_backend(None, "m.onnx") == "onnxruntime"
+    assert resolve_backend(None, "m.safetensors") == resolve_backend(None, None) == "pytorch"
+    assert resolve_backend("onnxruntime", Path("m.ONNX")) == "onnxruntime"
+    with pytest.raises(ConfigError, match="unknown backend 'tensorrt'"):
+        resolve_backend("tensorrt", "m.onnx")
+    with pytest.raises(ConfigError, match="is an ONNX model: run it with the onnxruntime"):
+        resolve_backend("pytorch", "m.onnx")
+    with pytest.raises(ConfigError, match=r"runs an exported \.onnx file"):
+        resolve_backend("onnxruntime", "m.safetensors")
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        Segmenter.load("tiny", backend="onnxruntime")
+
+
+def test_factory_refuses_options_of_the_other_backend(tiny_onnx) -> None:
+    model, path = tiny_onnx
+    assert isinstance(create_engine(model=model), TorchEngine)
+    with pytest.raises(ConfigError, match="carries its architecture"):
+        create_engine("onnxruntime", model="tiny", checkpoint=path)
+    with pytest.raises(ConfigError, match="threads do not apply to the pytorch backend"):
+        create_engine(model=model, threads=2)
+    with pytest.raises(ConfigError, match="compile do not apply to the onnxruntime backend"):
+        create_engine(checkpoint=path, compile=True)
+    with pytest.raises(ConfigError, match="not both"):
+        create_engine(model=model, checkpoint="w.safetensors")
+
+
+def test_bad_onnx_files(tmp_path, no_metadata_onnx) -> None:
+    with pytest.raises(CheckpointNotFoundError, match="does not exist"):
+        Segmenter.load(checkpoint=tmp_path / "missing.onnx")
+    with pytest.raises(CheckpointError):
+        OnnxRuntimeEngine(no_metadata_onnx)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a protobuf at all")
+    with pytest.raises(CheckpointError):
+        OnnxRuntimeEngine(garbage)
+
+
+def test_onnxruntime_precisions_on_the_cpu(tiny_onnx) -> None:
+    with pytest.raises(ConfigError, match="no bf16"):
+        OnnxRuntimeEngine(tiny_onnx[1], precision="bf16")
+    with pytest.raises(DeviceError, match="fp32 on the CPU"):
+        OnnxRuntimeEngine(tiny_onnx[1], precision="fp16")

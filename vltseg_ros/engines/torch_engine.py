@@ -1,0 +1,115 @@
+"""The PyTorch engine: a :class:`VLTSeg` module on the CPU or a CUDA GPU, optionally under
+autocast (fp16 / bf16), in channels-last memory format or compiled with ``torch.compile``."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from vltseg_ros.config import ModelConfig
+from vltseg_ros.engines.base import Engine, Precision, resolve_device
+from vltseg_ros.errors import EngineError
+from vltseg_ros.model.segmentor import VLTSeg
+
+LOG = logging.getLogger(__name__)
+
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class TorchEngine(Engine):
+    """Runs a :class:`VLTSeg` model with PyTorch.
+
+    Args:
+        model: the network; moved to ``device`` and put in eval mode (in place).
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``fp32``; ``fp16`` or ``bf16`` (autocast) on GPUs that have it.
+        channels_last: keep the convolution weights and the inputs in channels-last memory
+            format (NHWC). Numerically the same; off by default (no gain measured on the CPU).
+        compile: wrap the model in ``torch.compile`` (default mode). The first calls of each
+            new batch size compile (tens of seconds), later ones may run faster.
+
+    Raises:
+        ConfigError / DeviceError: see :func:`resolve_device`.
+    """
+
+    name = "pytorch"
+
+    def __init__(
+        self,
+        model: VLTSeg,
+        device: str | torch.device = "cpu",
+        precision: Precision = "fp32",
+        *,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        self.device = resolve_device(device, precision)
+        self.precision = precision
+        self.config: ModelConfig = model.config
+        self.channels_last = channels_last
+        self.compiled = compile
+        self._patch_size = tuple(model.encoder.patch_size)
+        model = model.to(self.device).eval()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self._model: VLTSeg | None = model
+        self._forward: Callable[[Tensor], Tensor] | None = (
+            torch.compile(model) if compile else model
+        )
+
+    @property
+    def model(self) -> VLTSeg:
+        """The PyTorch module (for training tools and exports, not for inference)."""
+        if self._model is None:
+            raise EngineError("the pytorch engine is closed")
+        return self._model
+
+    @property
+    def patch_size(self) -> tuple[int, int]:
+        """(H, W) of the encoder's patches."""
+        return self._patch_size
+
+    @property
+    def description(self) -> str:
+        """E.g. ``pytorch 2.14.1 on cuda:0 (fp16 autocast), channels-last``."""
+        where = str(self.device)
+        if self.device.type == "cuda":
+            where += f" ({torch.cuda.get_device_name(self.device)})"
+        text = f"pytorch {torch.__version__} on {where}, {self.precision}"
+        if self.precision != "fp32":
+            text += " autocast"
+        if self.channels_last:
+            text += ", channels-last"
+        if self.compiled:
+            text += ", torch.compile"
+        return text
+
+    def __call__(self, inputs: Tensor) -> Tensor:
+        """(N, 3, h, w) float32 normalized inputs -> (N, C, h, w) float32 raw scores."""
+        if self._forward is None:
+            raise EngineError("the pytorch engine is closed")
+        self.check_inputs(inputs)
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), self._autocast():
+            return self._forward(inputs).float()
+
+    def close(self) -> None:
+        """Drop the model; on CUDA also return the cached memory to the driver (the memory is
+        freed once nothing else holds the module)."""
+        if self._model is None:
+            return
+        self._model = self._forward = None
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _autocast(self) -> contextlib.AbstractContextManager[None]:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
