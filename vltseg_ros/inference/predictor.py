@@ -137,7 +137,8 @@ class Segmenter:
         )
         if checkpoint is None:
             LOG.warning(
-                "model %r has RANDOM weights: its output is meaningless", engine.config.name
+                "model %r has RANDOM weights (no checkpoint given): its output is meaningless",
+                engine.config.name,
             )
         return cls(
             engine, inference=inference, batch_size=batch_size, random_weights=checkpoint is None

@@ -236,11 +236,6 @@ class VLTSegNode(LifecycleNode):
             if settings.warmup:
                 height, width = segmenter.inference.input_size
                 segmenter.predict(np.zeros((height, width, 3), np.uint8))
-        if segmenter.random_weights:
-            self.get_logger().warning(
-                f"no checkpoint: model {segmenter.config.name!r} has RANDOM weights, its "
-                "output is meaningless; set the 'checkpoint' parameter"
-            )
         self.get_logger().info(
             f"model {segmenter.config.name!r} ready in {time.perf_counter() - started:.1f} s: "
             f"{segmenter.description}"
