@@ -1,7 +1,7 @@
 """Where a frame's time goes in the node: decode, preprocess, engine, postprocess, messages.
 
     .venv/bin/python bench/frame_stages.py [--models tiny vit-b-16] [--repeats 3]
-        [--write docs/benchmarks.md]
+        [--device cpu|cuda] [--write docs/benchmarks.md]
 
 One 1024x2048 rgb8 frame (the real Cityscapes frame when ``../shared/data`` is present) goes
 through the node's own functions in this process, with the node's defaults (slide 512 /
@@ -10,7 +10,8 @@ the argmax, per-class summary, overlay published):
 
 - decode: sensor_msgs/Image -> numpy view (``camera_io.decode``) + validation;
 - preprocess: normalize and cut into crops (``to_normalized_tensor`` + ``tile``);
-- engine: the network on the crops (PyTorch or ONNX Runtime, CPU, fp32);
+- engine: the network on the crops (PyTorch or ONNX Runtime, fp32, on ``--device``: default
+  CUDA when available);
 - postprocess: the rest of ``Segmenter.predict_batch`` (stitching, score resize, argmax,
   confidence, summary) plus colorizing the overlay;
 - messages: mask, 32FC1 confidence, rgb8 overlay and SegmentationInfo messages.
@@ -53,7 +54,7 @@ BATCH_SIZE = 4  # config/vltseg.yaml's default
 def one_frame(segmenter: Segmenter, engine: TimedEngine, message: object) -> dict[str, float]:
     """Seconds per stage for one frame message through the node's functions."""
     times: dict[str, float] = {}
-    cpu = torch.device("cpu")
+    device = segmenter.device
     started = time.perf_counter()
     image, order = decode(message)
     validate_image(image, segmenter.patch_size)
@@ -61,8 +62,9 @@ def one_frame(segmenter: Segmenter, engine: TimedEngine, message: object) -> dic
 
     started = time.perf_counter()
     with torch.inference_mode():
-        normalized = to_normalized_tensor(image, order, segmenter.config.normalization, cpu)
+        normalized = to_normalized_tensor(image, order, segmenter.config.normalization, device)
         tile(normalized, segmenter.inference)
+        _sync(device)
     times["preprocess"] = time.perf_counter() - started
 
     before, started = engine.seconds, time.perf_counter()
@@ -85,19 +87,28 @@ def one_frame(segmenter: Segmenter, engine: TimedEngine, message: object) -> dic
     return times
 
 
-def engines(model: VLTSeg, folder: Path) -> dict[str, Callable[[], Engine]]:
+def engines(model: VLTSeg, folder: Path, device: str) -> dict[str, Callable[[], Engine]]:
+    """PyTorch fp32 and ONNX Runtime fp32 (CPU provider, or TensorRT / CUDA on a GPU)."""
     path = folder / "model.onnx"
     export_onnx(model, path)
     return {
-        "pytorch": lambda: TorchEngine(model, "cpu"),
-        "onnxruntime cpu": lambda: OnnxRuntimeEngine(path, "cpu", max_batch=BATCH_SIZE),
+        "pytorch": lambda: TorchEngine(model, device),
+        f"onnxruntime {device}": lambda: OnnxRuntimeEngine(
+            path, device, max_batch=BATCH_SIZE, cache_dir=folder / "trt"
+        ),
     }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny", "vit-b-16"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--write", type=Path, help="Markdown file to put the table into")
     args = parser.parse_args()
     frame, frame_name = load_frame()
@@ -113,7 +124,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = VLTSeg(bench_config(name)).eval()
         with tempfile.TemporaryDirectory() as tmp:
-            for label, make in engines(model, Path(tmp)).items():
+            for label, make in engines(model, Path(tmp), args.device).items():
                 engine = TimedEngine(make())
                 segmenter = Segmenter(engine, batch_size=BATCH_SIZE)
                 one_frame(segmenter, engine, message)  # warm-up
@@ -127,14 +138,14 @@ def main() -> None:
                 )
                 engine.close()
     text = (
-        f"### Stages of one frame in the node (CPU): {describe_machine()}\n\n"
+        f"### Stages of one frame in the node ({args.device}): {describe_machine()}\n\n"
         f"Random weights; {frame.shape[0]}x{frame.shape[1]} rgb8 frame ({frame_name}); "
         f"slide 512 / 426 (15 crops), batch_size {BATCH_SIZE}, output at input resolution; "
         f"medians of {args.repeats} frames after one warm-up.\n\n" + "\n".join(lines)
     )
     print(text)
     if args.write:
-        write_section(args.write, "stages-cpu", text)
+        write_section(args.write, f"stages-{args.device}", text)
 
 
 if __name__ == "__main__":
