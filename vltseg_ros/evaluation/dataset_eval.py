@@ -29,7 +29,7 @@ from vltseg_ros.evaluation.metrics import ConfusionMatrix
 from vltseg_ros.evaluation.report import (
     RANDOM_WEIGHTS_NOTE,
     EvaluationReport,
-    _percent,
+    percent,
     write_report,
 )
 from vltseg_ros.inference.predictor import Segmenter
@@ -92,8 +92,8 @@ def evaluate_dataset(
         LOG.info(
             "%s: mIoU %s %%, pixel accuracy %s %%",
             domain,
-            _percent(matrix.miou()),
-            _percent(matrix.pixel_accuracy()),
+            percent(matrix.miou()),
+            percent(matrix.pixel_accuracy()),
         )
     return matrices
 
@@ -232,8 +232,8 @@ def summary_markdown(reports: Mapping[str, EvaluationReport]) -> str:
     for domain, report in reports.items():
         matrix = report.confusion
         lines.append(
-            f"| {domain} | {report.frames} | {matrix.pixels} | {_percent(matrix.miou())} | "
-            f"{_percent(matrix.pixel_accuracy())} |"
+            f"| {domain} | {report.frames} | {matrix.pixels} | {percent(matrix.miou())} | "
+            f"{percent(matrix.pixel_accuracy())} |"
         )
     domains = list(reports)
     lines += [
@@ -245,8 +245,8 @@ def summary_markdown(reports: Mapping[str, EvaluationReport]) -> str:
     ]
     ious = np.stack([report.confusion.iou() for report in reports.values()], axis=1)
     for name, row in zip(first.names, ious, strict=True):
-        lines.append(f"| {name} | {' | '.join(_percent(value) for value in row)} |")
-    mious = " | ".join(_percent(report.confusion.miou()) for report in reports.values())
+        lines.append(f"| {name} | {' | '.join(percent(value) for value in row)} |")
+    mious = " | ".join(percent(report.confusion.miou()) for report in reports.values())
     lines += [
         f"| **mIoU** | {mious} |",
         "",

@@ -109,8 +109,8 @@ def markdown_table(report: EvaluationReport) -> str:
     if report.dropped_frames is not None:
         rows.append(("frames dropped", str(report.dropped_frames)))
     rows += [
-        ("mIoU (%)", _percent(report.confusion.miou())),
-        ("pixel accuracy (%)", _percent(report.confusion.pixel_accuracy())),
+        ("mIoU (%)", percent(report.confusion.miou())),
+        ("pixel accuracy (%)", percent(report.confusion.pixel_accuracy())),
         ("latency frames", str(latency["count"])),
     ]
     rows += [
@@ -120,7 +120,7 @@ def markdown_table(report: EvaluationReport) -> str:
     lines += ["| class | IoU (%) | target pixels |", "|---|---:|---:|"]
     target = report.confusion.matrix.sum(axis=1)
     for name, value, count in zip(report.names, report.confusion.iou(), target, strict=True):
-        lines.append(f"| {name} | {_percent(value)} | {int(count)} |")
+        lines.append(f"| {name} | {percent(value)} | {int(count)} |")
     lines += [
         "",
         "IoU is n/a for classes absent from both labels and predictions; mIoU averages the "
@@ -148,7 +148,7 @@ def write_report(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
     }
     paths["markdown"].write_text(markdown_table(report), encoding="utf-8")
     paths["json"].write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-    title = f"{report.model or 'model'}: mIoU {_percent(report.confusion.miou())} %"
+    title = f"{report.model or 'model'}: mIoU {percent(report.confusion.miou())} %"
     if not report.checkpoint:
         title += f" ({RANDOM_WEIGHTS_NOTE})"
     iou_chart(report.names, report.confusion.iou(), title, paths["iou_chart"])
@@ -160,7 +160,8 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def _percent(value: float) -> str:
+def percent(value: float) -> str:
+    """A fraction in [0, 1] as a percentage with 2 decimals ("n/a" for NaN)."""
     return "n/a" if math.isnan(value) else f"{100.0 * value:.2f}"
 
 
