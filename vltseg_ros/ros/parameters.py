@@ -22,172 +22,11 @@ from rclpy.exceptions import (
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from vltseg_ros.config import DEFAULT_MODEL, InferenceConfig
+from vltseg_ros.config import InferenceConfig
 from vltseg_ros.engines.base import BACKENDS, Backend, resolve_backend
 from vltseg_ros.engines.providers import parse_providers
 from vltseg_ros.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class _Spec:
-    name: str
-    default: Any
-    description: str
-    constraints: str = ""
-    int_range: tuple[int, int] | None = None
-    float_range: tuple[float, float] | None = None
-
-
-_UNSET_PAIR = [0, 0]
-_SPECS = (
-    _Spec("autostart", True, "Configure and activate the node at start-up (plain ros2 run)."),
-    _Spec(
-        "model",
-        "",
-        "Built-in model name or model config YAML path; empty = the architecture stored in "
-        f"the .safetensors checkpoint, or {DEFAULT_MODEL} without a checkpoint.",
-        "vltseg_ros.available_models()",
-    ),
-    _Spec(
-        "checkpoint",
-        "",
-        "Weights file (.safetensors, or .pt with 'model'; the .onnx file with backend "
-        "onnxruntime); empty = RANDOM weights, output meaningless.",
-    ),
-    _Spec(
-        "backend",
-        "pytorch",
-        "Inference engine: pytorch, or onnxruntime (TensorRT / CUDA / CPU execution providers) "
-        "running the exported .onnx file given as checkpoint.",
-        "pytorch, onnxruntime",
-    ),
-    _Spec("device", "cpu", "Inference device.", "cpu, cuda or cuda:N"),
-    _Spec("precision", "fp32", "Numeric precision.", "fp32; fp16 or bf16 on CUDA"),
-    _Spec("batch_size", 4, "Network inputs (crops) per forward pass.", "", (1, 256)),
-    _Spec(
-        "pytorch.channels_last",
-        False,
-        "Backend pytorch: convolutions in channels-last memory format (may help on GPUs).",
-    ),
-    _Spec(
-        "pytorch.compile",
-        False,
-        "Backend pytorch: torch.compile the model (activation and first frames take longer).",
-    ),
-    _Spec(
-        "onnxruntime.providers",
-        "",
-        "Backend onnxruntime: execution providers in priority order, comma-separated; empty = "
-        "every available one for the device (tensorrt, cuda on a GPU; cpu).",
-        "tensorrt, cuda, cpu",
-    ),
-    _Spec(
-        "onnxruntime.cache_dir",
-        "",
-        "Backend onnxruntime: TensorRT engine cache folder (the first build takes minutes, later "
-        "activations reuse it); empty = no cache.",
-    ),
-    _Spec(
-        "onnxruntime.threads",
-        0,
-        "Backend onnxruntime: CPU threads per inference; 0 = ONNX Runtime's default.",
-        "",
-        (0, 1024),
-    ),
-    _Spec("inference.mode", "", "'slide' or 'whole'; empty = the model config's.", "slide, whole"),
-    _Spec(
-        "inference.crop_size",
-        _UNSET_PAIR,
-        "Slide window [H, W] in pixels; [0, 0] = the model config's.",
-    ),
-    _Spec("inference.stride", _UNSET_PAIR, "Slide stride [H, W]; [0, 0] = the model config's."),
-    _Spec(
-        "inference.test_scale",
-        _UNSET_PAIR,
-        "Rescale frames, keeping aspect, to fit [LONG, "
-        "SHORT] before sliding; [0, 0] = the model config's.",
-    ),
-    _Spec(
-        "inference.whole_size",
-        _UNSET_PAIR,
-        "Network input [H, W] in whole mode; [0, 0] = the model config's.",
-    ),
-    _Spec(
-        "confidence_threshold",
-        0.0,
-        "Pixels whose winning-class probability is below this get mask value 255.",
-        "",
-        None,
-        (0.0, 1.0),
-    ),
-    _Spec(
-        "output_resolution",
-        "input",
-        "Resolution of the outputs: the input image's, or the "
-        "model's (the frame after test_scale, or whole_size).",
-        "input, model",
-    ),
-    _Spec(
-        "upsample",
-        "scores",
-        "How outputs reach the input resolution: resize class scores "
-        "before the argmax (as the reference evaluates) or resize labels (cheaper).",
-        "scores, labels",
-    ),
-    _Spec(
-        "confidence_encoding",
-        "32FC1",
-        "Confidence image encoding: 32FC1 probability or mono8 (probability x 255).",
-        "32FC1, mono8",
-    ),
-    _Spec(
-        "overlay_alpha",
-        0.5,
-        "Weight of the class colors in the overlay image.",
-        "",
-        None,
-        (0.0, 1.0),
-    ),
-    _Spec(
-        "max_age",
-        0.5,
-        "Frames older than this (header stamp to inference start) are "
-        "dropped as stale [s]; 0 disables.",
-        "",
-        None,
-        (0.0, 3600.0),
-    ),
-    _Spec(
-        "batch_window",
-        0.01,
-        "Once one camera's frame is waiting, wait up to this long for the other cameras' "
-        "frames so they run as one batch [s]; 0 disables.",
-        "",
-        None,
-        (0.0, 1.0),
-    ),
-    _Spec("warmup", True, "Run one inference on a blank frame during activation."),
-    _Spec(
-        "cameras",
-        ["camera"],
-        "Camera names; each has <name>.image_topic, "
-        "<name>.camera_info_topic and <name>.transport parameters.",
-    ),
-    _Spec(
-        "qos.input.reliability",
-        "best_effort",
-        "Input QoS reliability (REP 2003: sensor data is best effort).",
-        "best_effort, reliable",
-    ),
-    _Spec("qos.input.depth", 1, "Input QoS history depth.", "", (1, 100)),
-    _Spec(
-        "qos.output.reliability", "reliable", "Output QoS reliability.", "best_effort, reliable"
-    ),
-    _Spec("qos.output.depth", 1, "Output QoS history depth.", "", (1, 100)),
-    _Spec(
-        "diagnostics_period", 1.0, "Seconds between /diagnostics messages.", "", None, (0.1, 60.0)
-    ),
-)
+from vltseg_ros.ros.parameter_specs import PARAMETER_SPECS, UNSET_PAIR, ParameterSpec
 
 
 @dataclass(frozen=True)
@@ -257,7 +96,7 @@ class NodeSettings:
 
 def declare_parameters(node: Node) -> list[str]:
     """Declare every global parameter; return the errors of rejected overrides (not raised)."""
-    return [e for spec in _SPECS if (e := _declare(node, spec))]
+    return [e for spec in PARAMETER_SPECS if (e := _declare(node, spec))]
 
 
 def read_settings(node: Node, declare_errors: list[str]) -> NodeSettings:
@@ -267,7 +106,7 @@ def read_settings(node: Node, declare_errors: list[str]) -> NodeSettings:
         ConfigError: listing every invalid parameter.
     """
     errors = list(declare_errors)
-    get = {spec.name: node.get_parameter(spec.name).value for spec in _SPECS}
+    get = {spec.name: node.get_parameter(spec.name).value for spec in PARAMETER_SPECS}
     cameras = _read_cameras(node, list(get["cameras"] or []), errors)
     choices = {
         "inference.mode": ("", "slide", "whole"),
@@ -316,7 +155,7 @@ def read_settings(node: Node, declare_errors: list[str]) -> NodeSettings:
     )
 
 
-def _declare(node: Node, spec: _Spec) -> str | None:
+def _declare(node: Node, spec: ParameterSpec) -> str | None:
     descriptor = ParameterDescriptor(
         name=spec.name, description=spec.description, additional_constraints=spec.constraints
     )
@@ -353,13 +192,15 @@ def _read_cameras(node: Node, names: list[str], errors: list[str]) -> list[Camer
             errors.append(f"cameras: {name!r} is not a valid name (letters, digits, _)")
             continue
         specs = (
-            _Spec(f"{name}.image_topic", f"{name}/image_raw", f"Image topic of camera {name}."),
-            _Spec(
+            ParameterSpec(
+                f"{name}.image_topic", f"{name}/image_raw", f"Image topic of camera {name}."
+            ),
+            ParameterSpec(
                 f"{name}.camera_info_topic",
                 f"{name}/camera_info",
                 f"CameraInfo topic of camera {name}; empty = none.",
             ),
-            _Spec(
+            ParameterSpec(
                 f"{name}.transport",
                 "raw",
                 f"Image transport of camera {name}: raw "
@@ -383,7 +224,7 @@ def _inference_overrides(get: dict[str, Any], errors: list[str]) -> dict[str, An
         overrides["mode"] = get["inference.mode"]
     for key in ("crop_size", "stride", "test_scale", "whole_size"):
         value = list(get[f"inference.{key}"])
-        if value == _UNSET_PAIR:
+        if value == UNSET_PAIR:
             continue
         if len(value) != 2 or min(value) <= 0:
             errors.append(f"inference.{key}: {value} must be two positive integers or [0, 0]")
