@@ -1,20 +1,24 @@
 """Latency per engine and precision: one 512x512 crop, and a 1024x2048 frame by sliding window.
 
     .venv/bin/python bench/engine_latency.py [--models tiny vit-b-16 eva02-l-14]
-        [--device cpu|cuda] [--repeats 3] [--frame-repeats 1] [--write docs/benchmarks.md]
+        [--device cpu|cuda] [--engines pytorch onnxruntime] [--compile] [--repeats 3]
+        [--frame-repeats 1] [--write docs/benchmarks.md]
 
 For every model (random weights, seed 0; crop 512, stride 426 for all, so a 1024x2048 frame is
 3 x 5 = 15 crops) and every engine variant the device has:
 
 - CPU: PyTorch fp32, ONNX Runtime fp32 (CPU provider);
-- CUDA: PyTorch fp32 / fp16 (autocast), ONNX Runtime CUDA fp32, CUDA with the fp16 export,
-  and TensorRT fp32 / fp16 when onnxruntime-gpu has the TensorRT provider;
+- CUDA: PyTorch fp32 / fp16 / bf16 (autocast; bf16 where the GPU has it; with ``--compile``
+  also fp16 through ``torch.compile``), ONNX Runtime CUDA fp32, CUDA with the fp16 export, and
+  TensorRT fp32 / fp16 when onnxruntime-gpu has the TensorRT provider (an onnxruntime without
+  the CUDA provider: the ONNX Runtime rows are left out, and the output says so);
 
 it measures the engine alone on one crop (batch 1), and ``Segmenter.predict`` on the frame
 (the real Cityscapes 2048x1024 frame when ``../shared/data`` is present) with batch 1 and with
 all 15 crops in one batch, the engine's share of that time included. The variants take turns
 in every round, so machine noise hits them alike; the first call of each (TensorRT build,
-allocations) is excluded and reported apart. Accuracy against PyTorch fp32 on the same inputs
+allocations, compilation) is excluded and reported apart (on CUDA a first, untimed batch of all
+crops follows it). Accuracy against PyTorch fp32 on the same inputs
 is printed beside the times. ``--write`` puts the tables into a Markdown file (between markers,
 one section per device).
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import sys
 import tempfile
@@ -45,7 +50,9 @@ from vltseg_ros.inference.tiling import slide_windows
 from vltseg_ros.model.segmentor import VLTSeg
 from vltseg_ros.samples import synthetic_street_scene
 
-FRAME = Path(__file__).resolve().parents[2] / "shared/data/frames"
+# ../shared/data beside the checkout, or the folder VLTSEG_SHARED_DATA names (as in the tests)
+SHARED = Path(__file__).resolve().parents[2] / "shared/data"
+FRAME = Path(os.environ.get("VLTSEG_SHARED_DATA", SHARED)) / "frames"
 FRAME_FILE = "cityscapes_frankfurt_000001_055709_leftImg8bit.png"
 CROP, STRIDE = (512, 512), (426, 426)
 
@@ -81,6 +88,7 @@ class Variant:
     label: str
     precision: str
     make: Callable[[], Engine]
+    export: str | None = None  # the ONNX export it runs: "fp32", "fp16" or none (PyTorch)
     engine: TimedEngine | None = None
     first_call: float = 0.0
     crop: list[float] = dataclasses.field(default_factory=list)
@@ -91,30 +99,70 @@ class Variant:
     label_agreement: float = float("nan")
 
 
-def variants(model: VLTSeg, onnx: dict[str, Path], device: str, crops: int) -> list[Variant]:
-    """The engine variants this device can run (TensorRT only when it is installed)."""
-    cache = onnx["fp32"].parent / "trt"
-
-    def ort(precision: str, providers: str, path: Path) -> Callable[[], Engine]:
-        return lambda: OnnxRuntimeEngine(
-            path, device, precision, providers=providers, max_batch=crops, cache_dir=cache
-        )
-
+def variants(
+    model: VLTSeg, onnx: dict[str, Path], device: str, crops: int, args: argparse.Namespace
+) -> list[Variant]:
+    """The engine variants of ``args.engines`` this device can run, PyTorch fp32 first (the
+    reference of the accuracy columns)."""
     found = [Variant("pytorch", "fp32", lambda: TorchEngine(model, device, "fp32"))]
-    if device == "cpu":
-        return [*found, Variant("onnxruntime cpu", "fp32", ort("fp32", "cpu", onnx["fp32"]))]
+    if device != "cpu":
+        found.append(Variant("pytorch", "fp16", lambda: TorchEngine(model, device, "fp16")))
+        if torch.cuda.is_bf16_supported():
+            found.append(Variant("pytorch", "bf16", lambda: TorchEngine(model, device, "bf16")))
+        if args.compile:
+            found.append(
+                Variant(
+                    "pytorch compiled",
+                    "fp16",
+                    lambda: TorchEngine(model, device, "fp16", compile=True),
+                )
+            )
+    if "onnxruntime" not in args.engines:
+        return found
+    found += onnxruntime_variants(onnx, device, crops)
+    return found
+
+
+def onnxruntime_variants(onnx: dict[str, Path], device: str, crops: int) -> list[Variant]:
+    """ONNX Runtime on the CPU provider, or on CUDA (fp32, fp16 export) and TensorRT."""
     import onnxruntime
 
-    found += [
-        Variant("pytorch", "fp16", lambda: TorchEngine(model, device, "fp16")),
-        Variant("onnxruntime cuda", "fp32", ort("fp32", "cuda", onnx["fp32"])),
-        Variant("onnxruntime cuda (fp16 export)", "fp16", ort("fp16", "cuda", onnx["fp16"])),
+    cache = onnx["fp32"].parent / "trt"
+
+    def ort(label: str, precision: str, providers: str, export: str) -> Variant:
+        def make() -> Engine:
+            return OnnxRuntimeEngine(
+                onnx[export],
+                device,
+                precision,
+                providers=providers,
+                max_batch=crops,
+                cache_dir=cache,
+            )
+
+        return Variant(label, precision, make, export)
+
+    if device == "cpu":
+        return [ort("onnxruntime cpu", "fp32", "cpu", "fp32")]
+    available = onnxruntime.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        print(
+            f"onnxruntime {onnxruntime.__version__} has no CUDA provider ({available}): "
+            "no ONNX Runtime rows on the GPU (install onnxruntime-gpu, requirements/gpu.txt)",
+            flush=True,
+        )
+        return []
+    found = [
+        ort("onnxruntime cuda", "fp32", "cuda", "fp32"),
+        ort("onnxruntime cuda (fp16 export)", "fp16", "cuda", "fp16"),
     ]
-    if "TensorrtExecutionProvider" in onnxruntime.get_available_providers():
+    if "TensorrtExecutionProvider" in available:
         found += [
-            Variant("onnxruntime tensorrt", "fp32", ort("fp32", "tensorrt,cuda", onnx["fp32"])),
-            Variant("onnxruntime tensorrt", "fp16", ort("fp16", "tensorrt,cuda", onnx["fp32"])),
+            ort("onnxruntime tensorrt", "fp32", "tensorrt,cuda", "fp32"),
+            ort("onnxruntime tensorrt", "fp16", "tensorrt,cuda", "fp32"),
         ]
+    else:
+        print("onnxruntime has no TensorRT provider: no TensorRT rows", flush=True)
     return found
 
 
@@ -126,18 +174,21 @@ def bench_model(name: str, args: argparse.Namespace, frame: np.ndarray) -> list[
     crops = len(slide_windows(frame.shape[:2], CROP, STRIDE))
     with tempfile.TemporaryDirectory() as tmp:
         onnx = {"fp32": Path(tmp) / "fp32.onnx", "fp16": Path(tmp) / "fp16.onnx"}
-        started = time.perf_counter()
-        export_onnx(model, onnx["fp32"])
-        if args.device != "cpu":
-            export_onnx(model, onnx["fp16"], fp16=True)
-        print(f"{name}: exported in {time.perf_counter() - started:.0f} s", flush=True)
-        found = variants(model, onnx, args.device, crops)
+        found = variants(model, onnx, args.device, crops, args)
+        exports = sorted({v.export for v in found if v.export})
+        if exports:
+            started = time.perf_counter()
+            for precision in exports:
+                export_onnx(model, onnx[precision], fp16=precision == "fp16")
+            print(f"{name}: exported in {time.perf_counter() - started:.0f} s", flush=True)
         crop = torch.randn(1, 3, *CROP, generator=torch.Generator().manual_seed(1))
         for variant in found:
             variant.engine = TimedEngine(variant.make())
             started = time.perf_counter()
             variant.engine(crop.to(variant.engine.device))
             variant.first_call = time.perf_counter() - started
+            if args.device != "cpu":  # a batch of all crops: its own kernels / compilation
+                variant.engine(crop.repeat(crops, 1, 1, 1).to(variant.engine.device))
         for _ in range(args.repeats):
             for variant in found:
                 variant.crop.append(_seconds(variant.engine, crop))
@@ -240,6 +291,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny", "vit-b-16", "eva02-l-14"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        choices=["pytorch", "onnxruntime"],
+        default=["pytorch", "onnxruntime"],
+        help="backends to measure (PyTorch fp32 always)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="on CUDA, also PyTorch fp16 with torch.compile"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="rounds on the crop")
     parser.add_argument("--frame-repeats", type=int, default=1, help="rounds on the frame")
     parser.add_argument("--write", type=Path, help="Markdown file to put the tables into")

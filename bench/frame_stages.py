@@ -17,23 +17,27 @@ the argmax, per-class summary, overlay published):
 - messages: mask, 32FC1 confidence, rgb8 overlay and SegmentationInfo messages.
 
 Transport (DDS) is not included: ``bench/node_latency.py`` measures the node end to end.
+Where rclpy's message packages don't import (a GPU machine whose Python has no ROS 2 wheels),
+the frame starts as an RGB array: decode and messages are not measured (CPU-only work, the same
+on any machine with ROS), and the table says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from std_msgs.msg import Header
-
 from bench.engine_latency import TimedEngine, bench_config, load_frame
 from bench.machine import describe_machine, write_section
 from vltseg_ros.engines import Engine, OnnxRuntimeEngine, TorchEngine
@@ -42,23 +46,49 @@ from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.preprocess import to_normalized_tensor, validate_image
 from vltseg_ros.inference.tiling import tile
 from vltseg_ros.model.segmentor import VLTSeg
-from vltseg_ros.ros.camera_io import decode
-from vltseg_ros.ros.image_conversions import array_to_image
-from vltseg_ros.ros.messages import confidence_message, info_message
 from vltseg_ros.visualize import overlay
 
 STAGES = ("decode", "preprocess", "engine", "postprocess", "messages")
 BATCH_SIZE = 4  # config/vltseg.yaml's default
 
 
-def one_frame(segmenter: Segmenter, engine: TimedEngine, message: object) -> dict[str, float]:
-    """Seconds per stage for one frame message through the node's functions."""
-    times: dict[str, float] = {}
+def load_ros() -> SimpleNamespace | None:
+    """The node's message functions, or None where rclpy's messages don't import."""
+    try:
+        from std_msgs.msg import Header
+
+        from vltseg_ros.ros.camera_io import decode
+        from vltseg_ros.ros.image_conversions import array_to_image
+        from vltseg_ros.ros.messages import confidence_message, info_message
+    except ImportError as error:
+        print(f"no ROS 2 messages here ({error}): decode and messages not measured", flush=True)
+        return None
+    return SimpleNamespace(
+        Header=Header,
+        decode=decode,
+        array_to_image=array_to_image,
+        confidence_message=confidence_message,
+        info_message=info_message,
+    )
+
+
+def one_frame(
+    segmenter: Segmenter,
+    engine: TimedEngine,
+    frame: np.ndarray,
+    ros: SimpleNamespace | None,
+    message: object,
+) -> dict[str, float]:
+    """Seconds per stage for one frame through the node's functions: from ``message`` (an
+    rgb8 sensor_msgs/Image of ``frame``) with ``ros``, else from ``frame`` ((H, W, 3) uint8
+    RGB) with decode and messages NaN."""
+    times: dict[str, float] = {"decode": math.nan, "messages": math.nan}
     device = segmenter.device
     started = time.perf_counter()
-    image, order = decode(message)
+    image, order = ros.decode(message) if ros else (frame, "rgb")
     validate_image(image, segmenter.patch_size)
-    times["decode"] = time.perf_counter() - started
+    if ros:
+        times["decode"] = time.perf_counter() - started
 
     started = time.perf_counter()
     with torch.inference_mode():
@@ -77,26 +107,32 @@ def one_frame(segmenter: Segmenter, engine: TimedEngine, message: object) -> dic
     # predict_batch normalizes and tiles again: its postprocess is what is left of it
     times["postprocess"] = total - times["engine"] - times["preprocess"] + colorize
 
-    header = message.header
-    started = time.perf_counter()
-    array_to_image(result.labels, "mono8", header)
-    confidence_message(result.confidence, "32FC1", header)
-    array_to_image(colored, "rgb8", header)
-    info_message(header, "camera", result.summary, result.labels.shape, {"model": "bench"})
-    times["messages"] = time.perf_counter() - started
+    if ros:
+        header = message.header
+        started = time.perf_counter()
+        ros.array_to_image(result.labels, "mono8", header)
+        ros.confidence_message(result.confidence, "32FC1", header)
+        ros.array_to_image(colored, "rgb8", header)
+        ros.info_message(header, "camera", result.summary, result.labels.shape, {"model": "b"})
+        times["messages"] = time.perf_counter() - started
     return times
 
 
 def engines(model: VLTSeg, folder: Path, device: str) -> dict[str, Callable[[], Engine]]:
-    """PyTorch fp32 and ONNX Runtime fp32 (CPU provider, or TensorRT / CUDA on a GPU)."""
+    """PyTorch fp32 and ONNX Runtime fp32 (CPU provider, or TensorRT / CUDA on a GPU where
+    onnxruntime has them)."""
+    import onnxruntime
+
+    found: dict[str, Callable[[], Engine]] = {"pytorch": lambda: TorchEngine(model, device)}
+    if device != "cpu" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        print("onnxruntime has no CUDA provider here: no ONNX Runtime row", flush=True)
+        return found
     path = folder / "model.onnx"
     export_onnx(model, path)
-    return {
-        "pytorch": lambda: TorchEngine(model, device),
-        f"onnxruntime {device}": lambda: OnnxRuntimeEngine(
-            path, device, max_batch=BATCH_SIZE, cache_dir=folder / "trt"
-        ),
-    }
+    found[f"onnxruntime {device}"] = lambda: OnnxRuntimeEngine(
+        path, device, max_batch=BATCH_SIZE, cache_dir=folder / "trt"
+    )
+    return found
 
 
 def _sync(device: torch.device) -> None:
@@ -112,8 +148,8 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="Markdown file to put the table into")
     args = parser.parse_args()
     frame, frame_name = load_frame()
-    header = Header(frame_id="camera")
-    message = array_to_image(frame, "rgb8", header)
+    ros = load_ros()
+    message = ros.array_to_image(frame, "rgb8", ros.Header(frame_id="camera")) if ros else None
     lines = [
         "| model | engine | frame (ms) | "
         + " | ".join(f"{s} (ms)" for s in STAGES)
@@ -127,13 +163,15 @@ def main() -> None:
             for label, make in engines(model, Path(tmp), args.device).items():
                 engine = TimedEngine(make())
                 segmenter = Segmenter(engine, batch_size=BATCH_SIZE)
-                one_frame(segmenter, engine, message)  # warm-up
-                runs = [one_frame(segmenter, engine, message) for _ in range(args.repeats)]
+                one_frame(segmenter, engine, frame, ros, message)  # warm-up
+                runs = [
+                    one_frame(segmenter, engine, frame, ros, message) for _ in range(args.repeats)
+                ]
                 med = {s: 1000 * statistics.median(r[s] for r in runs) for s in STAGES}
-                frame_ms = sum(med.values())
+                frame_ms = sum(v for v in med.values() if not math.isnan(v))
                 lines.append(
-                    f"| {name} | {label} | {frame_ms:.0f} | "
-                    + " | ".join(f"{med[s]:.1f}" for s in STAGES)
+                    f"| {name} | {label} | {frame_ms:.1f} | "
+                    + " | ".join("n/a" if math.isnan(med[s]) else f"{med[s]:.1f}" for s in STAGES)
                     + f" | {1 - med['engine'] / frame_ms:.1%} |"
                 )
                 engine.close()
@@ -141,7 +179,10 @@ def main() -> None:
         f"### Stages of one frame in the node ({args.device}): {describe_machine()}\n\n"
         f"Random weights; {frame.shape[0]}x{frame.shape[1]} rgb8 frame ({frame_name}); "
         f"slide 512 / 426 (15 crops), batch_size {BATCH_SIZE}, output at input resolution; "
-        f"medians of {args.repeats} frames after one warm-up.\n\n" + "\n".join(lines)
+        f"medians of {args.repeats} frames after one warm-up."
+        + ("" if ros else " No ROS 2 messages on this machine: decode and messages n/a.")
+        + "\n\n"
+        + "\n".join(lines)
     )
     print(text)
     if args.write:
