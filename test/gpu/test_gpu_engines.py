@@ -24,6 +24,7 @@ import torch
 from test.model.test_deformable_gather import SHAPES
 from test.model.test_deformable_gather import _inputs as _deformable_inputs
 from vltseg_ros.engines import Engine, OnnxRuntimeEngine, TorchEngine
+from vltseg_ros.errors import ConfigError
 from vltseg_ros.export.onnx_export import export_onnx
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.model.deformable_attention import (
@@ -76,17 +77,20 @@ def fp16_onnx(tiny_onnx, tmp_path_factory) -> Path:
 
 
 def _assert_matches_reference(engine: Engine, reference: torch.Tensor, precision: str) -> None:
-    """Scores within the precision's tolerance of ``reference``, identical labels, on the
-    engine's device whether the crops come from the host or already from that device."""
-    for inputs in (_crops(3), _crops(3).to(engine.device)):
-        scores = engine(inputs)
-        assert scores.device.type == engine.device.type and scores.dtype == torch.float32
-        scores = scores.cpu()
-        diff = (scores - reference).abs().max().item()
-        assert diff < SCORE_TOLERANCE[precision], f"{engine.description}: max diff {diff:.2e}"
-        assert torch.equal(scores.argmax(1), reference.argmax(1)), engine.description
+    """Scores within the precision's tolerance of ``reference`` and identical labels, returned
+    on the engine's device; a crop alone gives what it gives in the batch; inputs on another
+    device are refused."""
+    scores = engine(_crops(3).to(engine.device))
+    assert scores.device == engine.device and scores.dtype == torch.float32
+    scores = scores.cpu()
+    diff = (scores - reference).abs().max().item()
+    assert diff < SCORE_TOLERANCE[precision], f"{engine.description}: max diff {diff:.2e}"
+    assert torch.equal(scores.argmax(1), reference.argmax(1)), engine.description
     one = engine(_crops(3)[1:2].to(engine.device)).cpu()
-    torch.testing.assert_close(one[0], scores[1], atol=1e-4, rtol=0)  # batch 1 = crop of 3
+    torch.testing.assert_close(one[0], scores[1], atol=1e-4, rtol=0)
+    if engine.device.type == "cuda":
+        with pytest.raises(ConfigError, match="float32 on cuda"):
+            engine(_crops(1))
 
 
 # ---- PyTorch ----------------------------------------------------------------------------------
