@@ -99,6 +99,8 @@ def test_onnxruntime_engine_equals_pytorch(tiny_onnx) -> None:
     assert (engine.name, engine.patch_size, engine.input_size) == ("onnxruntime", (8, 8), (64, 64))
     assert engine.max_batch == MAX_DYNAMIC_BATCH and engine.providers == ["CPUExecutionProvider"]
     assert "providers cpu" in engine.description and "2 threads" in engine.description
+    options = engine._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     x = _inputs(5)
     scores = engine(x)
     assert scores.dtype == torch.float32 and scores.shape == (5, 19, 64, 64)
