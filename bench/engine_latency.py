@@ -18,9 +18,9 @@ it measures the engine alone on one crop (batch 1), and ``Segmenter.predict`` on
 all 15 crops in one batch, the engine's share of that time included. The variants take turns
 in every round, so machine noise hits them alike; the first call of each (TensorRT build,
 allocations, compilation) is excluded and reported apart (on CUDA a first, untimed batch of all
-crops follows it). Accuracy against PyTorch fp32 on the same inputs
-is printed beside the times. ``--write`` puts the tables into a Markdown file (between markers,
-one section per device).
+crops follows it). Accuracy against PyTorch fp32 on the same inputs is printed beside the
+times. ``--write`` puts the tables into a Markdown file (between markers, one section per
+device).
 """
 
 from __future__ import annotations
@@ -117,9 +117,8 @@ def variants(
                     lambda: TorchEngine(model, device, "fp16", compile=True),
                 )
             )
-    if "onnxruntime" not in args.engines:
-        return found
-    found += onnxruntime_variants(onnx, device, crops)
+    if "onnxruntime" in args.engines:
+        found += onnxruntime_variants(onnx, device, crops)
     return found
 
 

@@ -113,7 +113,7 @@ def one_frame(
         ros.array_to_image(result.labels, "mono8", header)
         ros.confidence_message(result.confidence, "32FC1", header)
         ros.array_to_image(colored, "rgb8", header)
-        ros.info_message(header, "camera", result.summary, result.labels.shape, {"model": "b"})
+        ros.info_message(header, "camera", result.summary, result.labels.shape, {"model": "bench"})
         times["messages"] = time.perf_counter() - started
     return times
 
