@@ -9,6 +9,8 @@ not covered here (their provider options are, in test_providers.py).
 from __future__ import annotations
 
 import dataclasses
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +77,66 @@ def test_torch_engine_fp32_is_the_model(tiny_onnx) -> None:
     torch.testing.assert_close(channels_last(x), expected, rtol=0, atol=1e-5)
     assert "channels-last" in channels_last.description
     model.to(memory_format=torch.contiguous_format)
+
+
+@pytest.fixture
+def counted_compile(monkeypatch):
+    """torch.compile with a backend that counts the graphs compiled and runs them eagerly."""
+    from torch._dynamo.testing import CompileCounter
+
+    counter, real_compile = CompileCounter(), torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda model, **kw: real_compile(model, **kw, backend=counter)
+    )
+    torch._dynamo.reset()
+    yield counter
+    torch._dynamo.reset()
+
+
+def test_compiled_engine_pads_every_call_to_one_batch_shape(tiny_onnx, counted_compile) -> None:
+    model = tiny_onnx[0]
+    engine = TorchEngine(model, compile=True, max_batch=4)
+    assert engine.max_batch == 4 and engine.description.endswith(
+        "torch.compile (batches padded to 4)"
+    )
+    x = _inputs(9)
+    with torch.no_grad():
+        expected = model(x)
+    torch.testing.assert_close(engine(x[:4]), expected[:4], rtol=0, atol=1e-5)
+    compiled = counted_compile.frame_count
+    assert compiled >= 1
+    for batch in (x[:3], x[:1], x):  # smaller, then split into 4 + 4 + 1
+        torch.testing.assert_close(engine(batch), expected[: len(batch)], rtol=0, atol=1e-5)
+    # As in the node: compiled by the warm-up in one thread, run by the worker in another.
+    with ThreadPoolExecutor(1) as worker:
+        scores = worker.submit(engine, x[:2]).result()
+    torch.testing.assert_close(scores, expected[:2], rtol=0, atol=1e-5)
+    assert counted_compile.frame_count == compiled  # no second compilation
+
+
+@pytest.mark.skipif(
+    not (shutil.which("cc") or shutil.which("gcc")),
+    reason="torch.compile on the CPU needs a C compiler",
+)
+def test_compiled_segmenter_equals_eager(tiny_onnx) -> None:
+    """The real torch.compile (inductor, C++ kernels): about 50 s on 2 cores, cold."""
+    torch._dynamo.reset()
+    engine = TorchEngine(tiny_onnx[0], compile=True, max_batch=3)
+    compiled = Segmenter(engine, batch_size=3)
+    eager = Segmenter(TorchEngine(tiny_onnx[0]), batch_size=3)
+    frames = _frames()  # 6 + 1 crops: batches of 3, 3 and 1 (padded)
+    _assert_same_results(
+        eager.predict_batch(frames, return_scores=True),
+        compiled.predict_batch(frames, return_scores=True),
+    )
+    torch._dynamo.reset()
+
+
+def test_segmenter_load_gives_the_engine_its_batch_size() -> None:
+    segmenter = Segmenter.load("tiny", batch_size=3)
+    assert segmenter.engine.max_batch == 3
+    with pytest.raises(ConfigError, match="max_batch must be >= 1"):
+        TorchEngine(segmenter.engine.model, max_batch=0)
 
 
 def test_engine_inputs_are_checked_and_close_is_final(tiny_onnx) -> None:

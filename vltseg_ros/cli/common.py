@@ -43,7 +43,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     torch_group.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the model (the first calls per batch size take tens of seconds)",
+        help="torch.compile the model: the first call compiles (tens of seconds to minutes); "
+        "batches are padded to --batch-size so that one graph serves every call",
     )
     onnx = parser.add_argument_group("onnxruntime backend")
     onnx.add_argument(

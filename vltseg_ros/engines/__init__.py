@@ -80,8 +80,9 @@ def create_engine(
         checkpoint: pytorch: ``.safetensors`` / ``.pt`` weights; onnxruntime: the ``.onnx``.
         device, precision: see :func:`resolve_device`.
         channels_last, compile: pytorch only (see :class:`TorchEngine`).
-        providers, cache_dir, threads, max_batch: onnxruntime only (see
-            :class:`OnnxRuntimeEngine`); None = unset.
+        providers, cache_dir, threads: onnxruntime only (see :class:`OnnxRuntimeEngine`);
+            None = unset.
+        max_batch: most inputs per network call, both backends (see the engines).
 
     Raises:
         ConfigError: inconsistent backend, model, checkpoint or options; and the errors of
@@ -106,14 +107,19 @@ def create_engine(
             threads=threads,
             max_batch=max_batch,
         )
-    _refuse_options(
-        backend, providers=providers, cache_dir=cache_dir, threads=threads, max_batch=max_batch
-    )
+    _refuse_options(backend, providers=providers, cache_dir=cache_dir, threads=threads)
     if not isinstance(model, VLTSeg):
         model = _torch_model(model, checkpoint)
     elif checkpoint is not None:
         raise ConfigError("give either a built model or a checkpoint to load, not both")
-    return TorchEngine(model, device, precision, channels_last=channels_last, compile=compile)
+    return TorchEngine(
+        model,
+        device,
+        precision,
+        channels_last=channels_last,
+        compile=compile,
+        max_batch=max_batch,
+    )
 
 
 def _torch_model(model: ModelConfig | str | Path | None, checkpoint: str | Path | None) -> VLTSeg:

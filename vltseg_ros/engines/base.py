@@ -8,6 +8,7 @@ inputs and stitching scores is :class:`vltseg_ros.inference.predictor.Segmenter`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -95,6 +96,25 @@ class Engine(ABC):
                 f"input {size[0]}x{size[1]} does not match the {self.name} network's static "
                 f"input size {self.input_size[0]}x{self.input_size[1]}"
             )
+
+
+def run_in_batches(
+    inputs: Tensor, run: Callable[[Tensor], Tensor], step: int, pad_to: int | None = None
+) -> Tensor:
+    """Run (N, ...) ``inputs`` through ``run`` at most ``step`` at a time, and concatenate.
+
+    With ``pad_to`` (>= ``step``) every call gets exactly ``pad_to`` inputs: a shorter chunk is
+    padded with zeros at the end and the padding's outputs are dropped (for networks compiled
+    or exported for one batch size).
+    """
+    outputs = []
+    for start in range(0, len(inputs), step):
+        chunk = inputs[start : start + step]
+        count = len(chunk)
+        if pad_to is not None and count < pad_to:
+            chunk = torch.cat([chunk, chunk.new_zeros((pad_to - count, *chunk.shape[1:]))])
+        outputs.append(run(chunk)[:count])
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
 
 def resolve_device(device: str | torch.device, precision: Precision) -> torch.device:

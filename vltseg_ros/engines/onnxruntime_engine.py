@@ -18,7 +18,7 @@ import torch
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 from torch import Tensor
 
-from vltseg_ros.engines.base import Engine, Precision, resolve_device
+from vltseg_ros.engines.base import Engine, Precision, resolve_device, run_in_batches
 from vltseg_ros.engines.providers import (
     GPU_PROVIDERS,
     SHORT_NAMES,
@@ -152,19 +152,12 @@ class OnnxRuntimeEngine(Engine):
         """(N, 3, h, w) float32 normalized inputs -> (N, C, h, w) float32 raw scores."""
         session = self._require_session()
         self.check_inputs(inputs)
-        outputs = []
-        for start in range(0, len(inputs), self._max_batch):
-            chunk = inputs[start : start + self._max_batch]
-            count = len(chunk)
-            if self._static_batch is not None and count < self._static_batch:
-                padding = chunk.new_zeros((self._static_batch - count, *chunk.shape[1:]))
-                chunk = torch.cat([chunk, padding])
-            try:
-                scores = self._run(session, chunk.contiguous())
-            except (ort_errors.Fail, ort_errors.RuntimeException, ort_errors.EPFail) as exc:
-                raise EngineError(f"ONNX Runtime failed to run {self.path.name}: {exc}") from exc
-            outputs.append(scores[:count])
-        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+        return run_in_batches(
+            inputs.contiguous(),
+            lambda chunk: self._run(session, chunk),
+            self._max_batch,
+            self._static_batch,
+        )
 
     def close(self) -> None:
         """Release the session (and the GPU memory of its arena and engines)."""
@@ -176,6 +169,12 @@ class OnnxRuntimeEngine(Engine):
             torch.cuda.empty_cache()
 
     def _run(self, session: ort.InferenceSession, chunk: Tensor) -> Tensor:
+        try:
+            return self._run_on_device(session, chunk)
+        except (ort_errors.Fail, ort_errors.RuntimeException, ort_errors.EPFail) as exc:
+            raise EngineError(f"ONNX Runtime failed to run {self.path.name}: {exc}") from exc
+
+    def _run_on_device(self, session: ort.InferenceSession, chunk: Tensor) -> Tensor:
         if self.device.type == "cpu":
             (scores,) = session.run([OUTPUT_NAME], {INPUT_NAME: chunk.numpy()})
             return torch.from_numpy(scores)

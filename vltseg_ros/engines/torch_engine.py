@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 
 from vltseg_ros.config import ModelConfig
-from vltseg_ros.engines.base import Engine, Precision, resolve_device
-from vltseg_ros.errors import EngineError
+from vltseg_ros.engines.base import Engine, Precision, resolve_device, run_in_batches
+from vltseg_ros.errors import ConfigError, EngineError
 from vltseg_ros.model.segmentor import VLTSeg
 
 LOG = logging.getLogger(__name__)
@@ -30,8 +30,14 @@ class TorchEngine(Engine):
         precision: ``fp32``; ``fp16`` or ``bf16`` (autocast) on GPUs that have it.
         channels_last: keep the convolution weights and the inputs in channels-last memory
             format (NHWC). Numerically the same; off by default (no gain measured on the CPU).
-        compile: wrap the model in ``torch.compile`` (default mode). The first calls of each
-            new batch size compile (tens of seconds), later ones may run faster.
+        compile: wrap the model in ``torch.compile`` (default mode, static shapes). The first
+            call compiles (tens of seconds to minutes; inductor caches the kernels on disk, in
+            ``TORCHINDUCTOR_CACHE_DIR``, so later processes compile faster); each new input
+            shape compiles again, which ``max_batch`` avoids.
+        max_batch: most inputs per forward pass (None: no limit); larger calls are split.
+            Compiled, every pass is padded to ``max_batch`` inputs, so that one graph serves
+            all calls (a frame's last, smaller batch of crops would otherwise compile again,
+            in the middle of a run).
 
     Raises:
         ConfigError / DeviceError: see :func:`resolve_device`.
@@ -47,19 +53,23 @@ class TorchEngine(Engine):
         *,
         channels_last: bool = False,
         compile: bool = False,
+        max_batch: int | None = None,
     ) -> None:
+        if max_batch is not None and max_batch < 1:
+            raise ConfigError(f"max_batch must be >= 1, got {max_batch}")
         self.device = resolve_device(device, precision)
         self.precision = precision
         self.config: ModelConfig = model.config
         self.channels_last = channels_last
         self.compiled = compile
+        self._max_batch = max_batch
         self._patch_size = tuple(model.encoder.patch_size)
         model = model.to(self.device).eval()
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         self._model: VLTSeg | None = model
         self._forward: Callable[[Tensor], Tensor] | None = (
-            torch.compile(model) if compile else model
+            torch.compile(model, dynamic=False) if compile else model
         )
 
     @property
@@ -75,6 +85,11 @@ class TorchEngine(Engine):
         return self._patch_size
 
     @property
+    def max_batch(self) -> int | None:
+        """Most inputs per forward pass, as given (None: no limit)."""
+        return self._max_batch
+
+    @property
     def description(self) -> str:
         """E.g. ``pytorch 2.14.1 on cuda:0 (fp16 autocast), channels-last``."""
         where = str(self.device)
@@ -87,6 +102,8 @@ class TorchEngine(Engine):
             text += ", channels-last"
         if self.compiled:
             text += ", torch.compile"
+            if self._max_batch is not None:
+                text += f" (batches padded to {self._max_batch})"
         return text
 
     def __call__(self, inputs: Tensor) -> Tensor:
@@ -94,10 +111,9 @@ class TorchEngine(Engine):
         if self._forward is None:
             raise EngineError("the pytorch engine is closed")
         self.check_inputs(inputs)
-        if self.channels_last:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        step = self._max_batch or len(inputs)
         with torch.inference_mode(), self._autocast():
-            return self._forward(inputs).float()
+            return run_in_batches(inputs, self._run, step, step if self.compiled else None)
 
     def close(self) -> None:
         """Drop the model; on CUDA also return the cached memory to the driver (the memory is
@@ -108,6 +124,15 @@ class TorchEngine(Engine):
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+    def _run(self, inputs: Tensor) -> Tensor:
+        if self.compiled and not inputs.is_inference():
+            # The compiled graph's guards tell tensors made under inference_mode (padded
+            # batches) from others: a copy made here keeps every call on the one graph.
+            inputs = inputs.clone()
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return self._forward(inputs).float()
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
         if self.precision == "fp32":

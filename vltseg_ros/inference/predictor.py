@@ -118,15 +118,15 @@ class Segmenter:
         carries its architecture). Without a checkpoint the model has random weights and
         ``random_weights`` is set. ``engine_options`` go to
         :func:`vltseg_ros.engines.create_engine` (``channels_last``, ``compile`` for pytorch;
-        ``providers``, ``cache_dir``, ``threads`` for onnxruntime).
+        ``providers``, ``cache_dir``, ``threads`` for onnxruntime; ``max_batch``, by default
+        ``batch_size``: the TensorRT optimization profile, the compiled PyTorch batch).
 
         Raises:
             ConfigError: unknown backend, backend / checkpoint mismatch, bad settings.
             CheckpointError, DeviceError, EngineError: see the engines.
         """
         backend = resolve_backend(backend, checkpoint)
-        if backend == "onnxruntime":
-            engine_options.setdefault("max_batch", batch_size)
+        engine_options.setdefault("max_batch", batch_size)
         engine = create_engine(
             backend,
             model=model,

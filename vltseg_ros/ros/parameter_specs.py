@@ -64,7 +64,8 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "pytorch.compile",
         False,
-        "Backend pytorch: torch.compile the model (activation and first frames take longer).",
+        "Backend pytorch: torch.compile the model (compiled during activation's warm-up; "
+        "batches padded to batch_size so that it compiles once).",
     ),
     ParameterSpec(
         "onnxruntime.providers",
