@@ -7,7 +7,8 @@
 For every model (random weights, seed 0; crop 512, stride 426 for all, so a 1024x2048 frame is
 3 x 5 = 15 crops) and every engine variant the device has:
 
-- CPU: PyTorch fp32, ONNX Runtime fp32 (CPU provider);
+- CPU: PyTorch fp32 (with ``--compile`` also through ``torch.compile``), ONNX Runtime fp32
+  (CPU provider);
 - CUDA: PyTorch fp32 / fp16 / bf16 (autocast; bf16 where the GPU has it; with ``--compile``
   also fp16 through ``torch.compile``), ONNX Runtime CUDA fp32, CUDA with the fp16 export, and
   TensorRT fp32 / fp16 when onnxruntime-gpu has the TensorRT provider (an onnxruntime without
@@ -17,10 +18,10 @@ it measures the engine alone on one crop (batch 1), and ``Segmenter.predict`` on
 (the real Cityscapes 2048x1024 frame when ``../shared/data`` is present) with batch 1 and with
 all 15 crops in one batch, the engine's share of that time included. The variants take turns
 in every round, so machine noise hits them alike; the first call of each (TensorRT build,
-allocations, compilation) is excluded and reported apart (on CUDA a first, untimed batch of all
-crops follows it). Accuracy against PyTorch fp32 on the same inputs is printed beside the
-times. ``--write`` puts the tables into a Markdown file (between markers, one section per
-device).
+allocations, compilation) is excluded and reported apart (on CUDA and when compiled a first,
+untimed batch of all crops follows it). Accuracy against PyTorch fp32 on the same inputs is
+printed beside the times. ``--write`` puts the tables into a Markdown file (between markers,
+one section per device).
 """
 
 from __future__ import annotations
@@ -109,14 +110,15 @@ def variants(
         found.append(Variant("pytorch", "fp16", lambda: TorchEngine(model, device, "fp16")))
         if torch.cuda.is_bf16_supported():
             found.append(Variant("pytorch", "bf16", lambda: TorchEngine(model, device, "bf16")))
-        if args.compile:
-            found.append(
-                Variant(
-                    "pytorch compiled",
-                    "fp16",
-                    lambda: TorchEngine(model, device, "fp16", compile=True),
-                )
+    if args.compile:
+        precision = "fp32" if device == "cpu" else "fp16"
+        found.append(
+            Variant(
+                "pytorch compiled",
+                precision,
+                lambda: TorchEngine(model, device, precision, compile=True),
             )
+        )
     if "onnxruntime" in args.engines:
         found += onnxruntime_variants(onnx, device, crops)
     return found
@@ -186,7 +188,8 @@ def bench_model(name: str, args: argparse.Namespace, frame: np.ndarray) -> list[
             started = time.perf_counter()
             variant.engine(crop.to(variant.engine.device))
             variant.first_call = time.perf_counter() - started
-            if args.device != "cpu":  # a batch of all crops: its own kernels / compilation
+            if args.device != "cpu" or variant.label == "pytorch compiled":
+                # A batch of all crops: its own kernels / compilation.
                 variant.engine(crop.repeat(crops, 1, 1, 1).to(variant.engine.device))
         for _ in range(args.repeats):
             for variant in found:
@@ -298,7 +301,9 @@ def main() -> None:
         help="backends to measure (PyTorch fp32 always)",
     )
     parser.add_argument(
-        "--compile", action="store_true", help="on CUDA, also PyTorch fp16 with torch.compile"
+        "--compile",
+        action="store_true",
+        help="also PyTorch through torch.compile (fp32 on the CPU, fp16 on CUDA)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="rounds on the crop")
     parser.add_argument("--frame-repeats", type=int, default=1, help="rounds on the frame")
