@@ -42,6 +42,7 @@ from bench.engine_latency import TimedEngine, bench_config, load_frame
 from bench.machine import describe_machine, write_section
 from vltseg_ros.engines import Engine, OnnxRuntimeEngine, TorchEngine
 from vltseg_ros.export.onnx_export import export_onnx
+from vltseg_ros.image_files import MAX_IMAGE_PIXELS
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.preprocess import to_normalized_tensor, validate_image
 from vltseg_ros.inference.tiling import tile
@@ -85,7 +86,7 @@ def one_frame(
     times: dict[str, float] = {"decode": math.nan, "messages": math.nan}
     device = segmenter.device
     started = time.perf_counter()
-    image, order = ros.decode(message) if ros else (frame, "rgb")
+    image, order = ros.decode(message, MAX_IMAGE_PIXELS) if ros else (frame, "rgb")
     validate_image(image, segmenter.patch_size)
     if ros:
         times["decode"] = time.perf_counter() - started

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from torch import Tensor, nn
 
 from vltseg_ros.config import ModelConfig
 from vltseg_ros.errors import CheckpointError, CheckpointNotFoundError, ConfigError
+from vltseg_ros.files import require_file, require_torch_file
 from vltseg_ros.model.encoder import ClipEncoder
 from vltseg_ros.model.segmentor import VLTSeg
 
@@ -75,11 +75,10 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]
 
     Raises:
         CheckpointNotFoundError: the path does not exist.
-        CheckpointError: unreadable, corrupt, unsafe (code-running pickle) or holding no tensors.
+        CheckpointError: a folder, empty, not a checkpoint (another kind of file), truncated,
+            corrupt, unsafe (code-running pickle) or holding no tensors.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    path = require_file(path, "checkpoint", CheckpointError, CheckpointNotFoundError)
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as handle:
@@ -161,6 +160,7 @@ def load_open_clip_visual(encoder: ClipEncoder, path: str | Path) -> None:
 
 
 def _torch_load_weights_only(path: Path) -> Any:
+    require_torch_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -170,9 +170,10 @@ def _torch_load_weights_only(path: Path) -> Any:
             "Re-save it as a plain state dict or a .safetensors file; a VLTSeg reference "
             "(MMSegmentation) checkpoint converts with `vltseg convert-checkpoint`."
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # the weights-only unpickler raises anything on a damaged file
         raise CheckpointError(
-            f"cannot read {str(path)!r} (truncated or not a PyTorch file?): {_first_line(exc)}"
+            f"cannot read {str(path)!r}: truncated or corrupt PyTorch file "
+            f"({type(exc).__name__}: {_first_line(exc)})"
         ) from exc
 
 

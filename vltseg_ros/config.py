@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vltseg_ros.errors import ConfigError, UnknownModelError
-from vltseg_ros.typed_yaml import build_dataclass, parse_mapping, to_plain
+from vltseg_ros.typed_yaml import build_dataclass, parse_mapping, read_mapping_file, to_plain
 
 _CONFIG_PACKAGE = "vltseg_ros.model_configs"
 DEFAULT_MODEL = "vit-b-16"
@@ -277,9 +277,7 @@ def load_model_config(name_or_path: str | Path) -> ModelConfig:
     """
     path = Path(name_or_path)
     if path.suffix in _CONFIG_SUFFIXES or path.exists():
-        if not path.is_file():
-            raise UnknownModelError(f"model config file {str(path)!r} does not exist")
-        data = parse_mapping(path.read_text(encoding="utf-8"), str(path))
+        data = read_mapping_file(path, "model config file", missing=UnknownModelError)
     else:
         data = _read_builtin(str(name_or_path), "model")
     data.setdefault("name", path.stem if path.is_file() else str(name_or_path))

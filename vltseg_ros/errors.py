@@ -47,6 +47,10 @@ class EngineError(VLTSegError, RuntimeError):
     """An inference engine (PyTorch or ONNX Runtime) failed to start or to run, or is closed."""
 
 
+class EngineOutOfMemoryError(EngineError):
+    """An engine ran out of (GPU) memory on a batch; a smaller batch may still fit."""
+
+
 class ExportError(VLTSegError):
     """A model could not be exported (e.g. to ONNX) or the result could not be written."""
 

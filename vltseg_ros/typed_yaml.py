@@ -13,11 +13,13 @@ import json
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from vltseg_ros.errors import ConfigError
+from vltseg_ros.files import require_file
 
 
 def parse_mapping(text: str, source: str) -> dict[str, Any]:
@@ -33,6 +35,25 @@ def parse_mapping(text: str, source: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must hold a mapping at the top level")
     return data
+
+
+def read_mapping_file(
+    path: Path, what: str, missing: type[ConfigError] = ConfigError
+) -> dict[str, Any]:
+    """The top-level mapping of a YAML / JSON file (see :func:`parse_mapping`).
+
+    Raises:
+        ``missing``: nothing at ``path``.
+        ConfigError: a folder, an empty or binary (not UTF-8) file, or bad content.
+    """
+    require_file(path, what, ConfigError, missing)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {str(path)!r} is not a UTF-8 text (YAML / JSON) file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+    return parse_mapping(text, str(path))
 
 
 def build_dataclass(cls: type, data: Any, path: str = "") -> Any:

@@ -266,6 +266,17 @@ def _label_size_mismatch_bag(bag: Path) -> None:
         writer.write("/camera/labels", START_NS, messages.image_cdr(label, "mono8", START_NS, "c"))
 
 
+def _bomb_bag(bag: Path) -> None:
+    from test.test_image_files import jpeg_bomb
+
+    topic = "/camera/image_raw/compressed"
+    with BagWriter(bag) as writer:
+        writer.add_topic(topic, "sensor_msgs/msg/CompressedImage")
+        writer.write(
+            topic, START_NS, messages.compressed_image_cdr(jpeg_bomb(), "jpeg", START_NS, "c")
+        )
+
+
 def _truncate(bag: Path, pattern: str) -> None:
     path = next(bag.glob(pattern))
     os.truncate(path, path.stat().st_size // 2)
@@ -298,6 +309,11 @@ def _truncate(bag: Path, pattern: str) -> None:
             r"/camera/image_raw is 64x64",
         ),
         ("no such bag", r"bag .*missing does not exist"),
+        (
+            "decompression bomb",
+            r"image on /camera/image_raw/compressed at stamp \d+ ns: CompressedImage data "
+            r"\(format 'jpeg'\) is a JPEG image of 20000x20000 = 400000000 pixels, over the limit",
+        ),
         ("mask without labels", r"has no label topic to score /camera/image_raw against"),
         ("existing output", r"already exists; bags are never overwritten"),
     ],
@@ -329,6 +345,8 @@ def test_bad_bags_are_clear_errors(tmp_path: Path, capsys, case: str, message: s
         _label_size_mismatch_bag(bag)
     elif case == "no such bag":
         args[1] = str(tmp_path / "missing")
+    elif case == "decompression bomb":
+        _bomb_bag(bag)
     capsys.readouterr()
     assert main(args) == 2
     err = capsys.readouterr().err

@@ -98,7 +98,7 @@ def _bad_input(tmp_path: Path, case: str) -> tuple[Path, list[str]]:
         ("extra key", "no counterpart in the model:\n    backbone.blocks.0.attn.inner_attn_ln"),
         ("missing key", "without a value in the checkpoint:\n    head.query_feat.weight"),
         ("wrong shape", "backbone.fpn2.0.weight (32, 32, 3, 3) vs model neck.fpn2.0.weight"),
-        ("not a checkpoint", "not a PyTorch checkpoint written by torch.save"),
+        ("not a checkpoint", "is not a PyTorch checkpoint: it starts with b'<htm'"),
         ("evil pickle", "refusing to load"),
         ("no model for grid", "has a 5x5 grid; the built-in VLTSeg models have 36x36"),
     ],

@@ -90,6 +90,13 @@ class Peer:
         self._thread.start()
         self._publishers: dict[str, Any] = {}
 
+    def add(self, node: Node) -> None:
+        """Spin ``node`` (e.g. a vltseg_node in this process) with the peer's executor."""
+        self._executor.add_node(node)
+
+    def remove(self, node: Node) -> None:
+        self._executor.remove_node(node)
+
     def listen(self, topic: str, msg_type: type, qos: Any = 10) -> None:
         """Record every message on ``topic``."""
 

@@ -265,9 +265,9 @@ def test_lifecycle_transitions_through_services(ros, tmp_path) -> None:
         ),
         (
             {"checkpoint": "/nonexistent/weights.safetensors"},
-            Transition.TRANSITION_ACTIVATE,
-            "inactive",
-            "/nonexistent/weights.safetensors' does not exist",
+            Transition.TRANSITION_CONFIGURE,
+            "unconfigured",
+            "checkpoint: file '/nonexistent/weights.safetensors' does not exist",
         ),
     ],
 )

@@ -104,8 +104,9 @@ def test_compressed_camera_and_inference_overrides(context) -> None:
     node.destroy_node()
 
 
-def test_engine_options_follow_the_backend(context) -> None:
-    onnx = {"checkpoint": "m.onnx", "onnxruntime.providers": "trt, cpu"}
+def test_engine_options_follow_the_backend(context, tmp_path) -> None:
+    (tmp_path / "m.onnx").write_bytes(b"checked at activate, not here")
+    onnx = {"checkpoint": str(tmp_path / "m.onnx"), "onnxruntime.providers": "trt, cpu"}
     node = _node(context, {**onnx, "backend": "onnxruntime", "onnxruntime.cache_dir": "/c"})
     settings = read_settings(node, declare_parameters(node))
     assert settings.engine_options() == {

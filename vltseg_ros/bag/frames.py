@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from vltseg_ros.errors import BagError
+from vltseg_ros.errors import BagError, InvalidImageError
+from vltseg_ros.image_files import open_image_file, read_image_file
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp"})
 LabelIds = Literal["train", "cityscapes"]
@@ -136,10 +135,16 @@ def check_sizes(pairs: list[FramePair]) -> None:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB (grey and palette images converted to color)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise BagError(f"cannot read image {path}: missing, corrupt or not an image")
+    """An image file as (H, W, 3) uint8 RGB (grey and palette images converted to color).
+
+    Raises:
+        BagError: the file is missing, empty, not an image, over the pixel limit (checked
+            before decoding), truncated or corrupt.
+    """
+    try:
+        bgr = read_image_file(path)
+    except InvalidImageError as exc:
+        raise BagError(str(exc)) from exc
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
@@ -150,14 +155,16 @@ def read_label(path: Path, label_ids: LabelIds = "train") -> np.ndarray:
     converts Cityscapes labelIds with cityscapesscripts' table.
     """
     try:
-        with Image.open(path) as image:
+        with open_image_file(path) as image:
             if image.mode not in ("L", "P"):
                 raise BagError(
                     f"label {path} is a {image.mode} image; labels must be single-channel 8-bit "
                     "(grey or palette) PNGs holding class ids"
                 )
             label = np.array(image, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as exc:
+    except InvalidImageError as exc:
+        raise BagError(f"label: {exc}") from exc
+    except OSError as exc:
         raise BagError(f"cannot read label {path}: {exc}") from exc
     return cityscapes_to_train_ids(label, path) if label_ids == "cityscapes" else label
 
@@ -241,11 +248,12 @@ def _folder(path: Path | None, role: str) -> Path:
 
 
 def _size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header."""
     try:
-        with Image.open(path) as image:
+        with open_image_file(path) as image:
             return image.size
-    except (OSError, UnidentifiedImageError) as exc:
-        raise BagError(f"cannot read {path}: {exc}") from exc
+    except InvalidImageError as exc:
+        raise BagError(str(exc)) from exc
 
 
 def _mismatch(pair: FramePair, image_size: tuple, label_size: tuple) -> str:

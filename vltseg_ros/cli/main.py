@@ -36,6 +36,28 @@ def main(argv: list[str] | None = None) -> int:
     except VLTSegError as exc:
         print(f"vltseg {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an output that cannot be written, a full disk, no permission
+        print(f"vltseg {args.command}: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vltseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(
+            f"vltseg {args.command}: internal error: {type(exc).__name__}: {exc} (this is a "
+            "bug, please report it; -v shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _os_error(exc: OSError) -> str:
+    """E.g. ``File exists: out/report.md``."""
+    if exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc)
 
 
 if __name__ == "__main__":

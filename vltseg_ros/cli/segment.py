@@ -12,7 +12,8 @@ import numpy as np
 from tqdm import tqdm
 
 from vltseg_ros.cli.common import add_model_arguments, load_segmenter
-from vltseg_ros.errors import InvalidImageError
+from vltseg_ros.errors import ConfigError, InvalidImageError
+from vltseg_ros.image_files import read_image_file
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.samples import synthetic_street_scene
 from vltseg_ros.visualize import confidence_to_uint8, overlay
@@ -49,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.images and not args.synthetic:
         print("vltseg segment: error: give at least one IMAGE or --synthetic", file=sys.stderr)
         return 2
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a folder for the results")
     args.out.mkdir(parents=True, exist_ok=True)
     inputs = list(args.images)
     if args.synthetic:
@@ -58,15 +61,13 @@ def run(args: argparse.Namespace) -> int:
     segmenter = load_segmenter(args)
     failures = 0
     for path, stem in tqdm(list(zip(inputs, _unique_stems(inputs), strict=True)), unit="image"):
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            LOG.error("cannot read image %s (missing, corrupt or not an image); skipped", path)
-            failures += 1
-            continue
         try:
-            _segment_one(segmenter, bgr, args, stem)
-        except (OSError, InvalidImageError) as exc:
-            LOG.error("cannot segment %s: %s; skipped", path, exc)
+            _segment_one(segmenter, read_image_file(path), args, stem)
+        except InvalidImageError as exc:
+            LOG.error("%s; skipped", exc)
+            failures += 1
+        except OSError as exc:  # writing the results
+            LOG.error("cannot write the results of %s: %s; skipped", path, exc)
             failures += 1
     LOG.info("wrote %d result set(s) to %s", len(inputs) - failures, args.out)
     return 1 if failures else 0

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from vltseg_ros.errors import CheckpointError, CheckpointNotFoundError
+from vltseg_ros.files import require_file, require_torch_file
 
 LOG = logging.getLogger(__name__)
 
@@ -82,9 +83,8 @@ def load_with_inert_metadata(path: str | Path) -> tuple[Any, list[str]]:
         CheckpointError: not a ``torch.save`` zip file, corrupt, or naming a global outside
             :data:`METADATA_PACKAGES` (the message lists them; nothing was executed).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    path = require_file(path, "checkpoint", CheckpointError, CheckpointNotFoundError)
+    require_torch_file(path)
     try:
         names = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
     except (ValueError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as e:

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
 from vltseg_ros.bag.frames import read_image, read_label
 from vltseg_ros.data.label_maps import apply_lut, cityscapes_lut, mapillary_lut, synthia_lut
-from vltseg_ros.errors import BagError, DatasetError
+from vltseg_ros.errors import BagError, DatasetError, InvalidImageError
+from vltseg_ros.image_files import read_image_file
 
 _log = logging.getLogger(__name__)
 
@@ -149,9 +149,10 @@ def read_label_file(path: Path, label_format: LabelFormat = "train") -> np.ndarr
 
 
 def _read_synthia(path: Path) -> np.ndarray:
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise DatasetError(f"cannot read label {path}: missing, corrupt or not an image")
+    try:
+        raw = read_image_file(path, mode="unchanged")
+    except InvalidImageError as exc:
+        raise DatasetError(f"label: {exc}") from exc
     if raw.ndim == 3:
         if raw.shape[2] < 3:
             raise DatasetError(f"label {path} has {raw.shape[2]} channels; SYNTHIA labels have 3")

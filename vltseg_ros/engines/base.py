@@ -7,6 +7,7 @@ inputs and stitching scores is :class:`vltseg_ros.inference.predictor.Segmenter`
 
 from __future__ import annotations
 
+import gc
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +81,13 @@ class Engine(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the network and the memory it holds (GPU memory included); idempotent."""
+
+    def release_cached_memory(self) -> None:
+        """Give cached but unused memory back (after an out-of-memory error): Python garbage
+        is collected and PyTorch's CUDA caching allocator is emptied."""
+        gc.collect()
+        if torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
 
     def check_inputs(self, inputs: Tensor) -> None:
         """Raise :class:`ConfigError` unless ``inputs`` fit :meth:`__call__`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from vltseg_ros.engines.providers import (
     parse_providers,
     select_providers,
 )
-from vltseg_ros.errors import CheckpointError, ConfigError, EngineError
+from vltseg_ros.errors import CheckpointError, ConfigError, EngineError, EngineOutOfMemoryError
 from vltseg_ros.export.onnx_export import (
     INPUT_NAME,
     MAX_DYNAMIC_BATCH,
@@ -39,6 +40,8 @@ from vltseg_ros.export.onnx_export import (
 LOG = logging.getLogger(__name__)
 
 _FLOAT = "tensor(float)"
+# How ONNX Runtime's CUDA / TensorRT providers report exhausted GPU memory.
+_OUT_OF_MEMORY = re.compile(r"out of memory|failed to allocate memory|CUDNN_STATUS_ALLOC", re.I)
 _BAD_FILE = (ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.NoSuchFile)
 
 
@@ -172,7 +175,8 @@ class OnnxRuntimeEngine(Engine):
         try:
             return self._run_on_device(session, chunk)
         except (ort_errors.Fail, ort_errors.RuntimeException, ort_errors.EPFail) as exc:
-            raise EngineError(f"ONNX Runtime failed to run {self.path.name}: {exc}") from exc
+            error = EngineOutOfMemoryError if _OUT_OF_MEMORY.search(str(exc)) else EngineError
+            raise error(f"ONNX Runtime failed to run {self.path.name}: {exc}") from exc
 
     def _run_on_device(self, session: ort.InferenceSession, chunk: Tensor) -> Tensor:
         if self.device.type == "cpu":

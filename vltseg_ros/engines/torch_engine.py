@@ -13,7 +13,7 @@ from torch import Tensor
 
 from vltseg_ros.config import ModelConfig
 from vltseg_ros.engines.base import Engine, Precision, resolve_device, run_in_batches
-from vltseg_ros.errors import ConfigError, EngineError
+from vltseg_ros.errors import ConfigError, EngineError, EngineOutOfMemoryError
 from vltseg_ros.model.segmentor import VLTSeg
 
 LOG = logging.getLogger(__name__)
@@ -112,8 +112,14 @@ class TorchEngine(Engine):
             raise EngineError("the pytorch engine is closed")
         self.check_inputs(inputs)
         step = self._max_batch or len(inputs)
-        with torch.inference_mode(), self._autocast():
-            return run_in_batches(inputs, self._run, step, step if self.compiled else None)
+        try:
+            with torch.inference_mode(), self._autocast():
+                return run_in_batches(inputs, self._run, step, step if self.compiled else None)
+        except torch.OutOfMemoryError as exc:
+            raise EngineOutOfMemoryError(
+                f"out of memory on {self.device} running {len(inputs)} inputs of "
+                f"{inputs.shape[-2]}x{inputs.shape[-1]}: {_first_line(exc)}"
+            ) from exc
 
     def close(self) -> None:
         """Drop the model; on CUDA also return the cached memory to the driver (the memory is
@@ -138,3 +144,7 @@ class TorchEngine(Engine):
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

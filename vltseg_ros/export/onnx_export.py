@@ -35,6 +35,7 @@ from google.protobuf.message import DecodeError
 from vltseg_ros.config import ModelConfig
 from vltseg_ros.errors import CheckpointError, CheckpointNotFoundError, ConfigError, ExportError
 from vltseg_ros.export.fp16 import convert_to_fp16
+from vltseg_ros.files import require_file
 from vltseg_ros.model.deformable_attention import (
     MultiScaleDeformableAttention,
     Sampling,
@@ -159,9 +160,7 @@ def read_onnx_info(path: Path) -> OnnxModelInfo:
         CheckpointNotFoundError: ``path`` does not exist.
         CheckpointError: not an ONNX file, no vltseg_ros metadata, or invalid metadata.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointNotFoundError(f"ONNX model {str(path)!r} does not exist")
+    path = require_file(path, "ONNX model", CheckpointError, CheckpointNotFoundError)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, OSError, ValueError, RuntimeError) as exc:

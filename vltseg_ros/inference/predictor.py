@@ -21,7 +21,7 @@ from torch import Tensor
 
 from vltseg_ros.config import ClassSet, InferenceConfig, ModelConfig
 from vltseg_ros.engines import Backend, Engine, Precision, create_engine, resolve_backend
-from vltseg_ros.errors import ConfigError
+from vltseg_ros.errors import ConfigError, EngineOutOfMemoryError
 from vltseg_ros.inference.preprocess import (
     ColorOrder,
     resize_nearest,
@@ -300,12 +300,51 @@ class Segmenter:
         canvases = [ScoreCanvas(t, num_classes, self.device) for t in tilings]
         owners = [c for t, c in zip(tilings, canvases, strict=True) for _ in range(len(t.inputs))]
         inputs = torch.cat([t.inputs for t in tilings])
-        step = min(self.batch_size, self.engine.max_batch or self.batch_size)
-        for start in range(0, len(inputs), step):
-            scores = self.engine(inputs[start : start + step])
+        start = 0
+        while start < len(inputs):
+            chunk = inputs[start : start + min(self.batch_size, self.engine.max_batch or 1 << 30)]
+            try:
+                scores = self.engine(chunk)
+            except (EngineOutOfMemoryError, torch.OutOfMemoryError) as exc:
+                scores = self._retry_smaller(chunk, exc)
             for owner, crop_scores in zip(owners[start:], scores, strict=False):
                 owner.add(crop_scores)
+            start += len(chunk)
         return canvases
+
+    def _retry_smaller(self, chunk: Tensor, error: Exception) -> Tensor:
+        """After an out-of-memory error on ``chunk``: free the cached device memory, lower
+        ``batch_size`` to half the chunk (for every later call too) and run the chunk once
+        more in those smaller batches.
+
+        Raises:
+            EngineOutOfMemoryError: the chunk was a single input, or the retry ran out of
+                memory as well.
+        """
+        size = len(chunk)
+        if size == 1:
+            raise EngineOutOfMemoryError(
+                f"{self.engine.name} engine on {self.device} ran out of memory on a single "
+                f"network input: {error}"
+            ) from error
+        self.engine.release_cached_memory()
+        self.batch_size = max(1, size // 2)
+        LOG.warning(
+            "%s engine on %s ran out of memory on %d network inputs per pass; emptied the "
+            "CUDA cache and lowered batch_size from %d to %d (kept for later frames); retrying",
+            self.engine.name,
+            self.device,
+            size,
+            size,
+            self.batch_size,
+        )
+        try:
+            return torch.cat([self.engine(part) for part in chunk.split(self.batch_size)])
+        except (EngineOutOfMemoryError, torch.OutOfMemoryError) as exc:
+            raise EngineOutOfMemoryError(
+                f"{self.engine.name} engine on {self.device} ran out of memory again at batch "
+                f"size {self.batch_size}: {exc}"
+            ) from exc
 
 
 def scores_to_result(

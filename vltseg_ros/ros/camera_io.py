@@ -26,11 +26,14 @@ from vltseg_ros.ros.scheduling import PendingFrame
 from vltseg_ros.ros.statistics import CameraStatistics
 
 
-def decode(message: Image | CompressedImage) -> tuple[np.ndarray, Literal["rgb", "bgr"]]:
-    """uint8 (H, W, 3) frame and its color order from a raw or compressed image message."""
+def decode(
+    message: Image | CompressedImage, max_pixels: int
+) -> tuple[np.ndarray, Literal["rgb", "bgr"]]:
+    """uint8 (H, W, 3) frame and its color order from a raw or compressed image message of
+    at most ``max_pixels`` pixels (a compressed one is checked before it is decoded)."""
     if isinstance(message, CompressedImage):
-        return compressed_to_array(message)
-    return image_to_array(message)
+        return compressed_to_array(message, max_pixels)
+    return image_to_array(message, max_pixels)
 
 
 @dataclass(frozen=True)

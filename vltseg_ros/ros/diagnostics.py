@@ -64,6 +64,8 @@ def engine_status(
         "device": settings.device,
         "precision": settings.precision,
         "mode": segmenter.inference.mode if segmenter else "",
+        # lowered after a GPU out-of-memory error (see Segmenter)
+        "batch_size": segmenter.batch_size if segmenter else settings.batch_size,
         "active": segmenter is not None,
     }
     if segmenter is None:

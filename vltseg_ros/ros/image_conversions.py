@@ -18,15 +18,13 @@ import cv2
 import numpy as np
 
 from vltseg_ros.errors import InvalidImageError
+from vltseg_ros.image_files import MAX_IMAGE_PIXELS, decode_image
 
 if TYPE_CHECKING:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
 ColorOrder = Literal["rgb", "bgr"]
-
-DEFAULT_MAX_PIXELS = 100_000_000
-"""Largest height * width accepted (100 megapixels); more is taken as corrupt size fields."""
 
 # 8-bit color: encoding -> (color order, bytes per pixel); a pixel's first 3 bytes are colors.
 _COLOR8: dict[str, tuple[ColorOrder, int]] = {
@@ -97,7 +95,7 @@ def supported_encodings() -> tuple[str, ...]:
 
 
 def image_to_array(
-    msg: object, max_pixels: int = DEFAULT_MAX_PIXELS
+    msg: object, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> tuple[np.ndarray, ColorOrder]:
     """sensor_msgs/Image -> uint8 (H, W, 3) array, values 0-255, and its color order.
 
@@ -140,18 +138,20 @@ def image_to_array(
 
 
 def compressed_to_array(
-    msg: object, max_pixels: int = DEFAULT_MAX_PIXELS
+    msg: object, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> tuple[np.ndarray, ColorOrder]:
     """sensor_msgs/CompressedImage -> uint8 (H, W, 3) BGR array, values 0-255, and "bgr".
 
-    ``msg`` is read through its format and data fields only. The data is decoded with
-    ``cv2.imdecode(..., cv2.IMREAD_COLOR)`` whatever the format string says ("jpeg", "png",
-    "rgb8; jpeg compressed bgr8", ...): gray images come back as 3 equal channels, 16-bit PNGs
-    are reduced to 8 bits.
+    ``msg`` is read through its format and data fields only. Whatever the format string says
+    ("jpeg", "png", "rgb8; jpeg compressed bgr8", ...), the data's own header decides: its
+    size is checked against ``max_pixels`` before anything is decoded (a few hundred bytes can
+    declare gigapixels), then OpenCV decodes it (gray images come back as 3 equal channels,
+    16-bit PNGs are reduced to 8 bits); see :func:`vltseg_ros.image_files.decode_image`.
 
     Raises:
-        InvalidImageError: empty data, data OpenCV cannot decode (corrupt, truncated or an
-            unsupported codec), a compressedDepth image, or more than ``max_pixels`` pixels.
+        InvalidImageError: empty data, a compressedDepth image, an unsupported format, a
+            header declaring more than ``max_pixels`` pixels, or data that is truncated or
+            corrupt.
     """
     image_format = str(_field(msg, "format"))
     if "compresseddepth" in image_format.lower():
@@ -160,25 +160,8 @@ def compressed_to_array(
             "image; subscribe to the camera's color image topic instead"
         )
     buffer = _byte_buffer(_field(msg, "data"), "CompressedImage data")
-    if buffer.size == 0:
-        raise InvalidImageError(f"CompressedImage (format {image_format!r}) has empty data")
-    try:
-        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    except cv2.error:
-        image = None
-    if image is None:
-        raise InvalidImageError(
-            f"could not decode CompressedImage with format {image_format!r} ({buffer.size} "
-            f"bytes, starting {bytes(buffer[:4])!r}): the data is corrupt or truncated, or in "
-            "a format OpenCV cannot decode (expected jpeg or png)"
-        )
-    height, width = image.shape[:2]
-    if height * width > max_pixels:
-        raise InvalidImageError(
-            f"decoded CompressedImage is {height}x{width} = {height * width} pixels, over the "
-            f"limit of {max_pixels} (max_pixels)"
-        )
-    return image, "bgr"
+    what = f"CompressedImage data (format {image_format!r})"
+    return decode_image(buffer, max_pixels=max_pixels, what=what), "bgr"
 
 
 def array_to_image(array: np.ndarray, encoding: str, header: Header) -> Image:
@@ -261,7 +244,7 @@ def _validated_frame(msg: object, max_pixels: int) -> _Frame:
     if height * width > max_pixels:
         raise InvalidImageError(
             f"image height {height} x width {width} = {height * width} pixels is over the limit "
-            f"of {max_pixels} (max_pixels); the size fields are probably corrupt"
+            f"of {max_pixels} (max_image_pixels); the size fields are probably corrupt"
         )
     bpp = _BYTES_PER_PIXEL[encoding]
     step = _uint_field(msg, "step")

@@ -12,8 +12,10 @@ translates: the segmentation itself is :class:`vltseg_ros.inference.predictor.Se
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,7 @@ from std_msgs.msg import Header
 
 from vltseg_ros.config import DEFAULT_MODEL
 from vltseg_ros.errors import InvalidImageError, VLTSegError
-from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.inference.predictor import SegmentationResult, Segmenter
 from vltseg_ros.inference.preprocess import validate_image
 from vltseg_ros.msg import ClassSet
 from vltseg_ros.ros.camera_io import BatchContext, CameraIO, decode
@@ -39,6 +41,30 @@ from vltseg_ros.ros.parameters import NodeSettings, declare_parameters, read_set
 from vltseg_ros.ros.scheduling import CameraCounters, FrameScheduler, PendingFrame
 
 _THROTTLE = 5.0  # seconds between repeated log messages of one kind
+_Transition = Callable[["VLTSegNode", LifecycleState], TransitionCallbackReturn]
+
+
+def _transition(
+    name: str, stays: str, undo: Callable[[VLTSegNode], None] | None = None
+) -> Callable[[_Transition], _Transition]:
+    """Make a lifecycle callback log one ERROR line, ``undo`` what it did and fail on any
+    exception (rclpy would swallow the exception without a word)."""
+
+    def decorate(callback: _Transition) -> _Transition:
+        @functools.wraps(callback)
+        def run(node: VLTSegNode, state: LifecycleState) -> TransitionCallbackReturn:
+            try:
+                return callback(node, state)
+            except Exception as exc:
+                reason = exc if isinstance(exc, VLTSegError) else f"{type(exc).__name__}: {exc}"
+                node.get_logger().error(f"{name} failed: {reason} (the node stays {stays})")
+                if undo is not None:
+                    undo(node)
+                return TransitionCallbackReturn.FAILURE
+
+        return run
+
+    return decorate
 
 
 class VLTSegNode(LifecycleNode):
@@ -59,13 +85,10 @@ class VLTSegNode(LifecycleNode):
 
     # ---- lifecycle ----------------------------------------------------------------------
 
+    @_transition("configure", "unconfigured", undo=lambda node: node._destroy_entities())
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read and validate parameters; create publishers."""
-        try:
-            settings = read_settings(self, self._declare_errors)
-        except VLTSegError as exc:
-            self.get_logger().error(f"configure failed: {exc}")
-            return TransitionCallbackReturn.FAILURE
+        settings = read_settings(self, self._declare_errors)
         self._settings = settings
         self._cameras = {
             cam.name: CameraIO.create(self, cam, settings) for cam in settings.cameras
@@ -90,14 +113,11 @@ class VLTSegNode(LifecycleNode):
         )
         return TransitionCallbackReturn.SUCCESS
 
+    @_transition("activate", "inactive", undo=lambda node: node._stop())
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load and warm up the model, publish the class set, start the worker, subscribe."""
         settings = self._require_settings()
-        try:
-            self._segmenter = self._load_segmenter(settings)
-        except (VLTSegError, RuntimeError) as exc:  # RuntimeError: e.g. CUDA out of memory
-            self.get_logger().error(f"activate failed: {exc}")
-            return TransitionCallbackReturn.FAILURE
+        self._segmenter = self._load_segmenter(settings)
         self._classes_pub.publish(
             class_set_message(self._segmenter.class_set, self.get_clock().now().to_msg())
         )
@@ -111,22 +131,26 @@ class VLTSegNode(LifecycleNode):
         self.get_logger().info("active")
         return super().on_activate(state)
 
+    @_transition("deactivate", "active")
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe, stop the worker (after its current batch) and free the model."""
         self._stop()
         return super().on_deactivate(state)
 
+    @_transition("cleanup", "inactive")
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Destroy publishers and timers; parameters are read again at the next configure."""
         self._destroy_entities()
         return TransitionCallbackReturn.SUCCESS
 
+    @_transition("shutdown", "where it was")
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop everything, from any state."""
         self._stop()
         self._destroy_entities()
         return TransitionCallbackReturn.SUCCESS
 
+    @_transition("error recovery", "finalized")
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Recover to unconfigured after an error in a transition."""
         self._stop()
@@ -161,20 +185,7 @@ class VLTSegNode(LifecycleNode):
             return
         frames, images, orders = zip(*decoded, strict=True)
         start = time.perf_counter()
-        try:
-            results = segmenter.predict_batch(
-                images,
-                orders,
-                confidence_threshold=settings.confidence_threshold,
-                output_size="model" if settings.output_resolution == "model" else None,
-                resize=settings.upsample,
-                summarize=True,
-            )
-        except (VLTSegError, RuntimeError) as exc:  # RuntimeError: e.g. CUDA out of memory
-            for frame in frames:
-                self._cameras[frame.camera].stats.error(f"inference failed: {exc}")
-            self.get_logger().error(f"inference failed: {exc}", throttle_duration_sec=_THROTTLE)
-            return
+        results = self._infer(segmenter, settings, frames, images, orders)
         context = BatchContext(
             settings=settings,
             class_set=segmenter.class_set,
@@ -185,6 +196,8 @@ class VLTSegNode(LifecycleNode):
             now=self._now,
         )
         for frame, image, order, result in zip(frames, images, orders, results, strict=True):
+            if result is None:  # inference failed: counted and logged by _infer
+                continue
             camera = self._cameras[frame.camera]
             try:
                 camera.publish(frame, image, order, result, context)
@@ -194,12 +207,61 @@ class VLTSegNode(LifecycleNode):
                     f"{frame.camera}: publishing failed: {exc}", throttle_duration_sec=_THROTTLE
                 )
 
+    def _infer(
+        self,
+        segmenter: Segmenter,
+        settings: NodeSettings,
+        frames: tuple[PendingFrame, ...],
+        images: tuple[np.ndarray, ...],
+        orders: tuple[str, ...],
+    ) -> list[SegmentationResult | None]:
+        """Segment the frames as one batch; None for each frame whose inference failed (logged
+        and counted as an error of its camera). When a batch of several frames fails, each
+        runs again alone, so that one camera's frame cannot fail the other cameras'."""
+
+        def predict(indices: range | list[int]) -> list[SegmentationResult]:
+            return segmenter.predict_batch(
+                [images[i] for i in indices],
+                [orders[i] for i in indices],
+                confidence_threshold=settings.confidence_threshold,
+                output_size="model" if settings.output_resolution == "model" else None,
+                resize=settings.upsample,
+                summarize=True,
+            )
+
+        try:
+            return list(predict(range(len(frames))))
+        except Exception as exc:  # the engine's, CUDA's or a bug: never the worker's end
+            if len(frames) == 1:
+                self._inference_failed(frames[0], exc)
+                return [None]
+            self.get_logger().warning(
+                f"inference of {len(frames)} frames in one batch failed "
+                f"({type(exc).__name__}: {exc}); running each frame alone",
+                throttle_duration_sec=_THROTTLE,
+            )
+        results: list[SegmentationResult | None] = []
+        for index, frame in enumerate(frames):
+            try:
+                results.extend(predict([index]))
+            except Exception as exc:
+                self._inference_failed(frame, exc)
+                results.append(None)
+        return results
+
+    def _inference_failed(self, frame: PendingFrame, error: Exception) -> None:
+        reason = f"inference failed: {type(error).__name__}: {error}"
+        self._cameras[frame.camera].stats.error(reason)
+        self.get_logger().error(
+            f"{frame.camera}: {reason}; frame skipped", throttle_duration_sec=_THROTTLE
+        )
+
     def _decode(
         self, frame: PendingFrame, segmenter: Segmenter
     ) -> tuple[PendingFrame, np.ndarray, str] | None:
         """(frame, uint8 (H, W, 3) image, color order), or None for a bad frame (counted)."""
         try:
-            image, order = decode(frame.message)
+            image, order = decode(frame.message, self._require_settings().max_image_pixels)
             validate_image(image, segmenter.patch_size)
         except InvalidImageError as exc:
             self._cameras[frame.camera].stats.bad_input(str(exc))
@@ -299,6 +361,15 @@ class VLTSegNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
 
+def autostart(node: VLTSegNode) -> bool:
+    """Configure, then activate; stop at the first failure (which has logged why). True when
+    the node is active."""
+    for trigger in (node.trigger_configure, node.trigger_activate):
+        if trigger() != TransitionCallbackReturn.SUCCESS:
+            return False
+    return True
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``ros2 run vltseg_ros vltseg_node``."""
     rclpy.init(args=args)
@@ -306,8 +377,7 @@ def main(args: list[str] | None = None) -> None:
     try:
         with core_logs_to(node.get_logger()):
             if node.get_parameter("autostart").value:
-                node.trigger_configure()
-                node.trigger_activate()
+                autostart(node)
             rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

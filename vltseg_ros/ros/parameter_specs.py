@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vltseg_ros.config import DEFAULT_MODEL
+from vltseg_ros.image_files import MAX_IMAGE_PIXELS
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,14 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         (0.0, 1.0),
     ),
     ParameterSpec("warmup", True, "Run one inference on a blank frame during activation."),
+    ParameterSpec(
+        "max_image_pixels",
+        MAX_IMAGE_PIXELS,
+        "Largest input frame (height x width) accepted; larger frames are refused, compressed "
+        "ones from their header, before decoding (decompression bombs). Default 8K UHD.",
+        "",
+        (1, 1 << 31),
+    ),
     ParameterSpec(
         "cameras",
         ["camera"],

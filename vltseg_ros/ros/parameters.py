@@ -17,15 +17,20 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import (
     InvalidParameterTypeException,
     InvalidParameterValueException,
+    InvalidTopicNameException,
     ParameterAlreadyDeclaredException,
+    ParameterUninitializedException,
 )
+from rclpy.expand_topic_name import expand_topic_name
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.validate_full_topic_name import validate_full_topic_name
 
-from vltseg_ros.config import InferenceConfig
-from vltseg_ros.engines.base import BACKENDS, Backend, resolve_backend
+from vltseg_ros.config import InferenceConfig, load_model_config
+from vltseg_ros.engines.base import BACKENDS, Backend, resolve_backend, resolve_device
 from vltseg_ros.engines.providers import parse_providers
-from vltseg_ros.errors import ConfigError
+from vltseg_ros.errors import ConfigError, DeviceError
+from vltseg_ros.files import require_file
 from vltseg_ros.ros.parameter_specs import PARAMETER_SPECS, UNSET_PAIR, ParameterSpec
 
 
@@ -76,6 +81,7 @@ class NodeSettings:
     input_qos: QoSProfile
     output_qos: QoSProfile
     diagnostics_period: float
+    max_image_pixels: int
 
     def inference_for(self, base: InferenceConfig) -> InferenceConfig:
         """``base`` (the model config's) with the non-default inference parameters applied."""
@@ -106,7 +112,9 @@ def read_settings(node: Node, declare_errors: list[str]) -> NodeSettings:
         ConfigError: listing every invalid parameter.
     """
     errors = list(declare_errors)
-    get = {spec.name: node.get_parameter(spec.name).value for spec in PARAMETER_SPECS}
+    get = {spec.name: _value(node, spec.name, errors) for spec in PARAMETER_SPECS}
+    if None in get.values():
+        raise ConfigError("invalid parameters: " + "; ".join(errors))
     cameras = _read_cameras(node, list(get["cameras"] or []), errors)
     choices = {
         "inference.mode": ("", "slide", "whole"),
@@ -123,6 +131,8 @@ def read_settings(node: Node, declare_errors: list[str]) -> NodeSettings:
             errors.append(f"{name}: {get[name]!r} is not one of {', '.join(map(repr, allowed))}")
     if not re.fullmatch(r"cpu|cuda(:\d+)?", get["device"]):
         errors.append(f"device: {get['device']!r} is not cpu, cuda or cuda:N")
+    elif get["precision"] in ("fp16", "bf16"):
+        _device_checks(get, errors)
     overrides = _inference_overrides(get, errors)
     providers = _engine_checks(get, errors)
     if errors:
@@ -152,7 +162,43 @@ def read_settings(node: Node, declare_errors: list[str]) -> NodeSettings:
         input_qos=_qos(get["qos.input.reliability"], get["qos.input.depth"]),
         output_qos=_qos(get["qos.output.reliability"], get["qos.output.depth"]),
         diagnostics_period=get["diagnostics_period"],
+        max_image_pixels=get["max_image_pixels"],
     )
+
+
+def _value(node: Node, name: str, errors: list[str]) -> Any:
+    """A parameter's value; None (and an error) when it was set to something typeless."""
+    try:
+        return node.get_parameter(name).value
+    except ParameterUninitializedException:
+        # e.g. `-p cameras:=[]`: an empty list has no element type, so ROS leaves it unset
+        errors.append(
+            f"{name}: has no value (an empty list [] has no element type in ROS 2 parameters; "
+            "give at least one element)"
+        )
+        return None
+
+
+def _device_checks(get: dict[str, Any], errors: list[str]) -> None:
+    """fp16 / bf16 need a CUDA device that has them, and bf16 the pytorch backend."""
+    if get["backend"] == "onnxruntime" and get["precision"] == "bf16":
+        errors.append("precision: bf16 is not available with backend onnxruntime; use fp16")
+        return
+    try:
+        resolve_device(get["device"], get["precision"])
+    except DeviceError as exc:
+        errors.append(f"precision: {get['precision']} on device {get['device']!r}: {exc}")
+
+
+def topic_error(node: Node, parameter: str, topic: str) -> str | None:
+    """Why ``topic`` (the value of ``parameter``) is not a valid topic name, or None."""
+    try:
+        validate_full_topic_name(expand_topic_name(topic, node.get_name(), node.get_namespace()))
+    except (ValueError, InvalidTopicNameException) as exc:
+        reason = str(exc).split(", at ")[0].splitlines()[0].rstrip(":")
+        reason = re.sub(r"^(topic name .* is invalid|Invalid topic name): ", "", reason)
+        return f"{parameter}: {topic!r} is not a valid topic name ({reason})"
+    return None
 
 
 def _declare(node: Node, spec: ParameterSpec) -> str | None:
@@ -214,7 +260,12 @@ def _read_cameras(node: Node, names: list[str], errors: list[str]) -> list[Camer
             errors.append(f"{name}.transport: {transport!r} is not 'raw' or 'compressed'")
         if not image:
             errors.append(f"{name}.image_topic: must not be empty")
-        cameras.append(CameraSettings(name, image, info, transport))
+        camera = CameraSettings(name, image, info, transport)
+        topics = {f"{name}.image_topic": camera.subscribed_topic} if image else {}
+        if info:
+            topics[f"{name}.camera_info_topic"] = info
+        errors.extend(e for key, topic in topics.items() if (e := topic_error(node, key, topic)))
+        cameras.append(camera)
     return cameras
 
 
@@ -234,7 +285,18 @@ def _inference_overrides(get: dict[str, Any], errors: list[str]) -> dict[str, An
 
 
 def _engine_checks(get: dict[str, Any], errors: list[str]) -> tuple[str, ...]:
-    """Backend against checkpoint and model; the parsed onnxruntime.providers."""
+    """The checkpoint file and the model config (read, not built); backend against checkpoint
+    and model; the parsed onnxruntime.providers."""
+    if get["checkpoint"]:
+        try:
+            require_file(get["checkpoint"], "file", ConfigError)
+        except ConfigError as exc:
+            errors.append(f"checkpoint: {exc}")
+    if get["model"]:
+        try:
+            load_model_config(get["model"])
+        except ConfigError as exc:
+            errors.append(f"model: {exc}")
     if get["backend"] in BACKENDS:
         try:
             resolve_backend(get["backend"], get["checkpoint"] or None)

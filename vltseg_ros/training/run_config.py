@@ -26,7 +26,7 @@ from vltseg_ros.config import ModelConfig, load_model_config
 from vltseg_ros.data.factory import parse_dataset_spec
 from vltseg_ros.data.transforms import REFERENCE_TRAIN_SIZES
 from vltseg_ros.errors import ConfigError, DatasetError, UnknownModelError
-from vltseg_ros.typed_yaml import build_dataclass, parse_mapping, to_plain
+from vltseg_ros.typed_yaml import build_dataclass, parse_mapping, read_mapping_file, to_plain
 
 _CONFIG_PACKAGE = "vltseg_ros.train_configs"
 _SUFFIXES = (".yaml", ".yml")
@@ -244,9 +244,7 @@ def load_run_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> 
     """
     path = Path(name_or_path)
     if path.suffix in _SUFFIXES or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"run config file {str(path)!r} does not exist")
-        data = parse_mapping(path.read_text(encoding="utf-8"), str(path))
+        data = read_mapping_file(path, "run config file")
     else:
         data = _read_builtin(str(name_or_path))
     data.setdefault("name", path.stem)
