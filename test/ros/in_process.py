@@ -88,6 +88,12 @@ def inject_faults(monkeypatch: pytest.MonkeyPatch, fault: Fault) -> list[FaultyE
     return engines
 
 
+def state(node: VLTSegNode) -> str:
+    """The node's lifecycle state label, read in this process (rclpy has no public getter; the
+    process-level tests ask the get_state service)."""
+    return node._state_machine.current_state[1]
+
+
 @contextmanager
 def node_in_process(
     peer: Any, params: dict[str, Any], cli_args: list[str] | None = None

@@ -20,6 +20,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from test.ros.harness import wait_until
 from test.ros.in_process import inject_faults, node_in_process
+from test.ros.in_process import state as lifecycle_state
 from test.test_image_files import jpeg_bomb, png_bomb
 from vltseg_ros.errors import EngineError
 from vltseg_ros.msg import SegmentationInfo
@@ -165,7 +166,7 @@ def test_a_failed_transition_logs_one_error_line_and_autostart_stops(
     capfd.readouterr()
     with node_in_process(peer, {"model": "tiny", **params}, cli_args) as node:
         assert not autostart(node)
-        assert peer.state() == state
+        assert lifecycle_state(node) == state
         time.sleep(0.2)  # let the log lines reach stderr
         log = capfd.readouterr().err
         errors = _error_lines(log)
