@@ -120,7 +120,7 @@ class HeadConfig:
 
 
 @dataclass(frozen=True)
-class ClassSet:
+class ClassSetConfig:
     """Names and display colors of the classes a model predicts, indexed by train id."""
 
     name: str
@@ -213,7 +213,7 @@ class ModelConfig:
     name: str
     encoder: EncoderConfig
     head: HeadConfig = field(default_factory=HeadConfig)
-    classes: ClassSet | None = None
+    classes: ClassSetConfig | None = None
     normalization: Normalization = field(default_factory=Normalization)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     training_domain: str | None = None
@@ -230,7 +230,7 @@ class ModelConfig:
         self.inference.validate()
 
     @property
-    def class_set(self) -> ClassSet:
+    def class_set(self) -> ClassSetConfig:
         """The class set (validated configs always have one)."""
         if self.classes is None:
             raise ConfigError(f"model {self.name!r} has no class set")
@@ -284,9 +284,11 @@ def load_model_config(name_or_path: str | Path) -> ModelConfig:
     return ModelConfig.from_dict(data)
 
 
-def load_class_set(name: str) -> ClassSet:
+def load_class_set(name: str) -> ClassSetConfig:
     """Load a built-in class set (e.g. ``cityscapes``) by name."""
-    class_set = build_dataclass(ClassSet, _read_builtin(f"classes/{name}", "class set"), name)
+    class_set = build_dataclass(
+        ClassSetConfig, _read_builtin(f"classes/{name}", "class set"), name
+    )
     class_set.validate()
     return class_set
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from vltseg_ros.config import ClassSet, load_class_set
+from vltseg_ros.config import ClassSetConfig, load_class_set
 
 
 def synthetic_street_scene(
-    height: int = 512, width: int = 1024, seed: int = 0, class_set: ClassSet | None = None
+    height: int = 512, width: int = 1024, seed: int = 0, class_set: ClassSetConfig | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generate one street-like frame and its label map.
 
@@ -73,7 +73,7 @@ def synthetic_street_scene(
 
 
 def _paint(
-    labels: np.ndarray, ys: np.ndarray, rng: np.random.Generator, class_set: ClassSet
+    labels: np.ndarray, ys: np.ndarray, rng: np.random.Generator, class_set: ClassSetConfig
 ) -> np.ndarray:
     """Class colors with a vertical shading and noise, so the image is not a flat palette."""
     colors = np.asarray(class_set.palette, dtype=np.float32)[labels]

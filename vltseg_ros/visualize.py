@@ -5,17 +5,19 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vltseg_ros.config import ClassSet
+from vltseg_ros.config import ClassSetConfig
 
 
-def palette_lut(class_set: ClassSet, ignore_color: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+def palette_lut(
+    class_set: ClassSetConfig, ignore_color: tuple[int, int, int] = (0, 0, 0)
+) -> np.ndarray:
     """(256, 3) uint8 RGB lookup table: train id -> class color, other ids -> ignore_color."""
     lut = np.tile(np.asarray(ignore_color, dtype=np.uint8), (256, 1))
     lut[: class_set.num_classes] = np.asarray(class_set.palette, dtype=np.uint8)
     return lut
 
 
-def colorize(labels: np.ndarray, class_set: ClassSet) -> np.ndarray:
+def colorize(labels: np.ndarray, class_set: ClassSetConfig) -> np.ndarray:
     """(H, W) uint8 train ids -> (H, W, 3) uint8 RGB palette image (ignored pixels black).
 
     A table lookup per row (``np.take``): about 4 ms for 2 megapixels, where fancy indexing
@@ -25,7 +27,7 @@ def colorize(labels: np.ndarray, class_set: ClassSet) -> np.ndarray:
 
 
 def overlay(
-    image_rgb: np.ndarray, labels: np.ndarray, class_set: ClassSet, alpha: float = 0.5
+    image_rgb: np.ndarray, labels: np.ndarray, class_set: ClassSetConfig, alpha: float = 0.5
 ) -> np.ndarray:
     """Blend class colors over an (H, W, 3) uint8 RGB image; ignored pixels keep the image.
 

@@ -19,7 +19,7 @@ from vltseg_ros.bag.reading import BagFrame
 from vltseg_ros.bag.topics import camera_name, output_namespace
 from vltseg_ros.bag.typestore import IMAGE, SEGMENTATION_INFO
 from vltseg_ros.bag.writing import BagWriter, Storage
-from vltseg_ros.config import ClassSet
+from vltseg_ros.config import ClassSetConfig
 from vltseg_ros.inference.predictor import SegmentationResult
 from vltseg_ros.visualize import overlay
 
@@ -46,7 +46,7 @@ class SegmentationBagWriter:
         image_topic: str,
         image_type: str,
         label_topic: str | None,
-        class_set: ClassSet,
+        class_set: ClassSetConfig,
         model: str,
         checkpoint: str,
         threshold: float,

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vltseg_ros.config import ClassSet, InferenceConfig, ModelConfig
+from vltseg_ros.config import ClassSetConfig, InferenceConfig, ModelConfig
 from vltseg_ros.engines import Backend, Engine, Precision, create_engine, resolve_backend
 from vltseg_ros.errors import ConfigError, EngineOutOfMemoryError
 from vltseg_ros.inference.preprocess import (
@@ -175,7 +175,7 @@ class Segmenter:
         return self.engine.config
 
     @property
-    def class_set(self) -> ClassSet:
+    def class_set(self) -> ClassSetConfig:
         """Class names and palette of the labels."""
         return self.engine.config.class_set
 

@@ -11,7 +11,7 @@ from rclpy.lifecycle import LifecycleNode
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from vltseg_ros.config import ClassSet
+from vltseg_ros.config import ClassSetConfig
 from vltseg_ros.inference.predictor import SegmentationResult
 from vltseg_ros.msg import SegmentationInfo
 from vltseg_ros.ros.image_conversions import array_to_image, compressed_to_array, image_to_array
@@ -41,7 +41,7 @@ class BatchContext:
     """What every frame of one inference batch shares, for its output messages."""
 
     settings: NodeSettings
-    class_set: ClassSet
+    class_set: ClassSetConfig
     model_name: str
     checkpoint: str
     inference: float

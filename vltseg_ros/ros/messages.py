@@ -9,7 +9,7 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA, Header
 
-from vltseg_ros.config import ClassSet as ClassSetConfig
+from vltseg_ros.config import ClassSetConfig
 from vltseg_ros.inference.summary import ResultSummary
 from vltseg_ros.msg import ClassSet, SegmentationInfo
 from vltseg_ros.ros.image_conversions import array_to_image
