@@ -44,7 +44,13 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import describe_machine, write_section
 from vltseg_ros.config import ModelConfig, load_model_config
-from vltseg_ros.engines import Engine, OnnxRuntimeEngine, TorchEngine
+from vltseg_ros.engines import (
+    Engine,
+    OnnxRuntimeEngine,
+    OnnxRuntimeOptions,
+    TorchEngine,
+    TorchOptions,
+)
 from vltseg_ros.export.onnx_export import export_onnx
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.tiling import slide_windows
@@ -68,7 +74,7 @@ class TimedEngine(Engine):
 
     patch_size = property(lambda self: self.inner.patch_size)
     input_size = property(lambda self: self.inner.input_size)
-    max_batch = property(lambda self: self.inner.max_batch)
+    batch_size = property(lambda self: self.inner.batch_size)
     description = property(lambda self: self.inner.description)
 
     def __call__(self, inputs: Tensor) -> Tensor:
@@ -116,7 +122,7 @@ def variants(
             Variant(
                 "pytorch compiled",
                 precision,
-                lambda: TorchEngine(model, device, precision, compile=True),
+                lambda: TorchEngine(model, device, precision, TorchOptions(compile=True)),
             )
         )
     if "onnxruntime" in args.engines:
@@ -132,14 +138,8 @@ def onnxruntime_variants(onnx: dict[str, Path], device: str, crops: int) -> list
 
     def ort(label: str, precision: str, providers: str, export: str) -> Variant:
         def make() -> Engine:
-            return OnnxRuntimeEngine(
-                onnx[export],
-                device,
-                precision,
-                providers=providers,
-                max_batch=crops,
-                cache_dir=cache,
-            )
+            options = OnnxRuntimeOptions(providers=providers, cache_dir=str(cache))
+            return OnnxRuntimeEngine(onnx[export], device, precision, options, batch_size=crops)
 
         return Variant(label, precision, make, export)
 

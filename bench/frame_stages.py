@@ -8,13 +8,13 @@ through the node's own functions in this process, with the node's defaults (slid
 stride 426 = 15 crops, batch_size 4, output at input resolution with the scores resized before
 the argmax, per-class summary, overlay published):
 
-- decode: sensor_msgs/Image -> numpy view (``camera_io.decode``) + validation;
-- preprocess: normalize and cut into crops (``to_normalized_tensor`` + ``tile``);
+- decode: sensor_msgs/Image -> numpy view (``camera_io.decode``);
+- preprocess: ``Segmenter.prepare``: validation, upload, normalization, cutting into crops;
 - engine: the network on the crops (PyTorch or ONNX Runtime, fp32, on ``--device``: default
   CUDA when available);
-- postprocess: the rest of ``Segmenter.predict_batch`` (stitching, score resize, argmax,
-  confidence, summary) plus colorizing the overlay;
-- messages: mask, 32FC1 confidence, rgb8 overlay and SegmentationInfo messages.
+- postprocess: the rest of ``Segmenter.predict_frames`` (stitching, score resize, argmax,
+  confidence, summary) and ``frame_outputs`` (the overlay);
+- messages: ``output_messages``: mask, 32FC1 confidence, rgb8 overlay and SegmentationInfo.
 
 Transport (DDS) is not included: ``bench/node_latency.py`` measures the node end to end.
 Where rclpy's message packages don't import (a GPU machine whose Python has no ROS 2 wheels),
@@ -40,14 +40,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.engine_latency import TimedEngine, bench_config, load_frame
 from bench.machine import describe_machine, write_section
-from vltseg_ros.engines import Engine, OnnxRuntimeEngine, TorchEngine
+from vltseg_ros.engines import Engine, OnnxRuntimeEngine, OnnxRuntimeOptions, TorchEngine
 from vltseg_ros.export.onnx_export import export_onnx
 from vltseg_ros.image_files import MAX_IMAGE_PIXELS
 from vltseg_ros.inference.predictor import Segmenter
-from vltseg_ros.inference.preprocess import to_normalized_tensor, validate_image
-from vltseg_ros.inference.tiling import tile
 from vltseg_ros.model.segmentor import VLTSeg
-from vltseg_ros.visualize import overlay
+from vltseg_ros.outputs import OutputSettings, frame_outputs
 
 STAGES = ("decode", "preprocess", "engine", "postprocess", "messages")
 BATCH_SIZE = 4  # config/vltseg.yaml's default
@@ -59,17 +57,12 @@ def load_ros() -> SimpleNamespace | None:
         from std_msgs.msg import Header
 
         from vltseg_ros.ros.camera_io import decode
-        from vltseg_ros.ros.image_conversions import array_to_image
-        from vltseg_ros.ros.messages import confidence_message, info_message
+        from vltseg_ros.ros.messages import array_to_image, output_messages
     except ImportError as error:
         print(f"no ROS 2 messages here ({error}): decode and messages not measured", flush=True)
         return None
     return SimpleNamespace(
-        Header=Header,
-        decode=decode,
-        array_to_image=array_to_image,
-        confidence_message=confidence_message,
-        info_message=info_message,
+        Header=Header, decode=decode, array_to_image=array_to_image, messages=output_messages
     )
 
 
@@ -80,41 +73,37 @@ def one_frame(
     ros: SimpleNamespace | None,
     message: object,
 ) -> dict[str, float]:
-    """Seconds per stage for one frame through the node's functions: from ``message`` (an
+    """Seconds per stage for one frame through the node's own steps: from ``message`` (an
     rgb8 sensor_msgs/Image of ``frame``) with ``ros``, else from ``frame`` ((H, W, 3) uint8
     RGB) with decode and messages NaN."""
     times: dict[str, float] = {"decode": math.nan, "messages": math.nan}
-    device = segmenter.device
     started = time.perf_counter()
     image, order = ros.decode(message, MAX_IMAGE_PIXELS) if ros else (frame, "rgb")
-    validate_image(image, segmenter.patch_size)
     if ros:
         times["decode"] = time.perf_counter() - started
-
     started = time.perf_counter()
-    with torch.inference_mode():
-        normalized = to_normalized_tensor(image, order, segmenter.config.normalization, device)
-        tile(normalized, segmenter.inference)
-        _sync(device)
+    prepared = segmenter.prepare(image, order)
+    _sync(segmenter.device)
     times["preprocess"] = time.perf_counter() - started
-
     before, started = engine.seconds, time.perf_counter()
-    (result,) = segmenter.predict_batch([image], order, summarize=True)
-    total = time.perf_counter() - started
+    settings = OutputSettings()
+    (result,) = segmenter.predict_frames([prepared], **settings.predict_options())
+    outputs = frame_outputs(
+        result,
+        image,
+        order,
+        settings,
+        class_set=segmenter.class_set,
+        with_overlay=True,
+        **{"camera": "camera", "model": "bench", "checkpoint": "", "batch_frames": 1},
+        inference_latency=0.0,
+        end_to_end_latency=0.0,
+    )
     times["engine"] = engine.seconds - before
-    started = time.perf_counter()
-    colored = overlay(image, result.labels, segmenter.class_set, 0.5)  # the frame is rgb8
-    colorize = time.perf_counter() - started
-    # predict_batch normalizes and tiles again: its postprocess is what is left of it
-    times["postprocess"] = total - times["engine"] - times["preprocess"] + colorize
-
+    times["postprocess"] = time.perf_counter() - started - times["engine"]
     if ros:
-        header = message.header
         started = time.perf_counter()
-        ros.array_to_image(result.labels, "mono8", header)
-        ros.confidence_message(result.confidence, "32FC1", header)
-        ros.array_to_image(colored, "rgb8", header)
-        ros.info_message(header, "camera", result.summary, result.labels.shape, {"model": "bench"})
+        ros.messages(outputs, message.header)
         times["messages"] = time.perf_counter() - started
     return times
 
@@ -130,8 +119,9 @@ def engines(model: VLTSeg, folder: Path, device: str) -> dict[str, Callable[[], 
         return found
     path = folder / "model.onnx"
     export_onnx(model, path)
+    options = OnnxRuntimeOptions(cache_dir=str(folder / "trt"))
     found[f"onnxruntime {device}"] = lambda: OnnxRuntimeEngine(
-        path, device, max_batch=BATCH_SIZE, cache_dir=folder / "trt"
+        path, device, options=options, batch_size=BATCH_SIZE
     )
     return found
 

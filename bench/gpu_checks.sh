@@ -9,7 +9,7 @@
 # into a private folder ($SITE, default /tmp/vltseg_site) that goes first on PYTHONPATH; nothing
 # is downloaded. A wheel too large to move in one piece may come split (`split -b 60M F.whl
 # F.whl.part-`): the parts are joined first. Prepare the wheels on a machine with network access
-# with bench/gpu_wheels.sh (README, "On a GPU machine").
+# with bench/gpu_wheels.sh (docs/benchmarks.md, "On a GPU machine").
 #
 # Environment: PARTS (default "tests engines stages"; any subset, to split the work over calls),
 # MODELS (engine latency; default "tiny vit-b-16 eva02-l-14"), STAGE_MODELS (default

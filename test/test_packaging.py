@@ -76,6 +76,32 @@ def test_package_xml_matches_setup_py() -> None:
     assert NODE_ENTRY_POINT in setup_kw["entry_points"]["console_scripts"]
 
 
+def _ros_imports() -> set[str]:
+    """Top-level modules imported by the package and the launch files that are ROS packages:
+    what the ros-* wheels installed (their distributions are named ros-<package>)."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    found = set()
+    for path in [*(ROOT / PACKAGE).rglob("*.py"), *(ROOT / "launch").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    distributions = packages_distributions()
+    return {m for m in found if any(d.startswith("ros-") for d in distributions.get(m, ()))}
+
+
+def test_every_ros_package_imported_is_a_run_dependency() -> None:
+    """rosdep installs what package.xml names: each ROS package the code or the launch files
+    import (launch / launch_ros have no wheel here: named explicitly)."""
+    exec_deps = _deps(_package_xml(), "exec_depend", "depend")
+    imported = _ros_imports() | {"launch", "launch_ros"}
+    assert {"rclpy", "rcl_interfaces", "rosgraph_msgs"} <= imported  # the scan works
+    assert imported - {"vltseg_ros"} <= exec_deps
+
+
 def test_messages_are_declared_for_rosidl() -> None:
     """package.xml and CMakeLists.txt generate every msg/*.msg, with its dependencies."""
     root = _package_xml()

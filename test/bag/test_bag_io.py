@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,8 +16,11 @@ from vltseg_ros.bag.reading import iter_frames, read_labels, read_messages
 from vltseg_ros.bag.topics import camera_name, find_topics, output_namespace
 from vltseg_ros.bag.typestore import find_msg_dir, msg_search_dirs, typestore
 from vltseg_ros.bag.writing import BagWriter
+from vltseg_ros.config import load_class_set
 from vltseg_ros.errors import BagError
+from vltseg_ros.inference.predictor import SegmentationResult
 from vltseg_ros.inference.summary import ResultSummary
+from vltseg_ros.outputs import OutputSettings, frame_outputs
 
 IMAGE = "sensor_msgs/msg/Image"
 REPO = Path(__file__).resolve().parents[2]
@@ -55,20 +59,25 @@ def test_written_messages_read_back_with_rosbags_and_rclpy(tmp_path: Path, stora
     rgb = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
     confidence = np.linspace(0, 1, 24, dtype=np.float32).reshape(4, 6)
     summary = ResultSummary(np.full(19, 0.5, np.float32), np.full(19, 0.25, np.float32), 0.1, 0.7)
-    info = messages.segmentation_info_cdr(
-        stamp,
-        "cam",
+    result = SegmentationResult(np.zeros((4, 6), np.uint8), confidence, summary=summary)
+    classes = dataclasses.replace(
+        load_class_set("cityscapes"), names=tuple(f"c{i}" for i in range(19))
+    )
+    outputs = frame_outputs(
+        result,
+        rgb,
+        "rgb",
+        OutputSettings(confidence_threshold=0.3),
+        class_set=classes,
+        with_overlay=False,
         camera="front",
         model="tiny",
         checkpoint="",
-        class_names=[f"c{i}" for i in range(19)],
-        summary=summary,
-        shape=(4, 6),
-        confidence_threshold=0.3,
         inference_latency=0.02,
         end_to_end_latency=0.05,
         batch_frames=2,
     )
+    info = messages.outputs_cdr(outputs, stamp, "cam")["info"]
     cdrs = {
         "/rgb": (IMAGE, messages.image_cdr(rgb, "rgb8", stamp, "cam")),
         "/conf": (IMAGE, messages.image_cdr(confidence, "32FC1", stamp, "cam")),

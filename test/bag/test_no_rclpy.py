@@ -32,8 +32,9 @@ _SCRIPT = textwrap.dedent(
         bag = Path(tmp) / "bag"
         args = ["make-bag", "-", str(bag), "--synthetic", "2", "--synthetic-size", "64", "128"]
         assert main(args) == 0
-        args = ["bag-eval", str(bag), "--model", "tiny", "--mode", "whole", "--whole-size",
-                "64", "128", "--out", tmp + "/out", "--write-bag", tmp + "/seg"]
+        whole = ["--inference.mode", "whole", "--inference.whole-size", "64", "128"]
+        args = ["bag-eval", str(bag), "--model", "tiny", *whole, "--out", tmp + "/out",
+                "--write-bag", tmp + "/seg"]
         assert main(args) == 0
         assert main(["bag-eval", tmp + "/seg", "--mask-topic", "/camera/segmentation/mask"]) == 0
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in ROS)

@@ -18,7 +18,7 @@ from vltseg_ros.checkpoint import save_checkpoint
 from vltseg_ros.cli.main import main
 from vltseg_ros.model.segmentor import build_model
 
-FAST = ["--model", "tiny", "--mode", "whole", "--whole-size", "64", "128"]
+FAST = ["--model", "tiny", "--inference.mode", "whole", "--inference.whole-size", "64", "128"]
 KINDS = ("missing", "empty", "folder", "wrong type", "truncated")
 
 

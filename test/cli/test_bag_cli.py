@@ -17,7 +17,7 @@ from vltseg_ros.bag.typestore import typestore
 from vltseg_ros.bag.writing import BagWriter
 from vltseg_ros.cli.main import main
 
-FAST = ["--model", "tiny", "--mode", "whole", "--whole-size", "64", "128"]
+FAST = ["--model", "tiny", "--inference.mode", "whole", "--inference.whole-size", "64", "128"]
 IMAGE = "sensor_msgs/msg/Image"
 SEGMENTATION = ("mask", "confidence", "overlay", "info")
 
@@ -124,7 +124,7 @@ def test_write_bag_reads_back_with_rosbags_and_rclpy(tmp_path: Path, compressed,
     bag, seg = tmp_path / "demo", tmp_path / name
     _make_synthetic(bag, *(["--compressed"] if compressed else []))
     args = ["bag-eval", str(bag), *FAST, "--write-bag", str(seg), "--out", str(tmp_path / "r")]
-    assert main([*args, "--threshold", "0.06"]) == 0
+    assert main([*args, "--confidence-threshold", "0.06"]) == 0
     assert next(seg.glob("*.db3" if name.endswith(".db3") else "*.mcap")).is_file()
     inputs, outputs = _stored(bag), _stored(seg)
     image_topic = "/camera/image_raw/compressed" if compressed else "/camera/image_raw"
@@ -378,24 +378,40 @@ def test_make_bag_errors(tmp_path: Path, capsys) -> None:
 
 def test_bag_eval_on_onnxruntime_and_its_node_parameters(tmp_path: Path, tiny_onnx) -> None:
     from vltseg_ros.cli.bag_eval import node_overrides
+    from vltseg_ros.cli.common import options_from
     from vltseg_ros.cli.main import build_parser
+    from vltseg_ros.inference.settings import SegmenterSettings
+    from vltseg_ros.outputs import OutputSettings
 
     bag = tmp_path / "demo"
     _make_synthetic(bag, frames=2)
     onnx = ["--checkpoint", str(tiny_onnx[1])]
-    assert main(["bag-eval", str(bag), *onnx, "--onnx-threads", "1"]) == 0
+    assert main(["bag-eval", str(bag), *onnx, "--onnxruntime.threads", "1"]) == 0
     report = json.loads((tmp_path / "demo_eval" / "report.json").read_text())
     assert report["frames"] == 2 and report["checkpoint"] == str(tiny_onnx[1])
     assert report["model"] == "tiny" and not report["random_weights"]
     args = build_parser().parse_args(
-        ["bag-eval", str(bag), "--live", *onnx, "--trt-cache", "/tmp/trt", "--providers", "cpu"]
+        [
+            "bag-eval",
+            str(bag),
+            "--live",
+            *onnx,
+            "--onnxruntime.cache-dir",
+            "/tmp/trt",
+            "--onnxruntime.providers",
+            "cpu",
+        ]
     )
-    params = node_overrides(args)
+    params = node_overrides(
+        options_from(args, SegmenterSettings), options_from(args, OutputSettings)
+    )
     assert (params["backend"], params["checkpoint"], params["model"]) == (
-        "onnxruntime",
+        "",
         str(tiny_onnx[1]),
         "",
     )
-    assert params["onnxruntime"] == {"providers": "cpu", "cache_dir": "/tmp/trt"}
-    pytorch = node_overrides(build_parser().parse_args(["bag-eval", str(bag), *FAST]))
-    assert pytorch["backend"] == "pytorch" and "onnxruntime" not in pytorch
+    assert (params["onnxruntime.providers"], params["onnxruntime.cache_dir"]) == (
+        "cpu",
+        "/tmp/trt",
+    )
+    assert params["inference.mode"] == "" and params["confidence_threshold"] == 0.0

@@ -90,7 +90,7 @@ def test_checkpoint_reports_agree_with_each_other_and_the_core(
 def test_random_weights_warn_and_limit_frames(data, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     args = ["evaluate", "--model", "tiny", "--dataset", f"acdc:{data['acdc']}", "--limit", "1"]
-    assert main([*args, "--out", str(out), "--frames-per-batch", "2"]) == 0
+    assert main([*args, "--out", str(out), "--batch-size", "2"]) == 0
     captured = capsys.readouterr()
     assert "RANDOM" in captured.err
     assert "WARNING: no checkpoint" in captured.out

@@ -15,7 +15,7 @@ from vltseg_ros.checkpoint import save_checkpoint
 from vltseg_ros.cli.main import main
 from vltseg_ros.model.segmentor import build_model
 
-FAST = ["--model", "tiny", "--mode", "whole", "--whole-size", "64", "128"]
+FAST = ["--model", "tiny", "--inference.mode", "whole", "--inference.whole-size", "64", "128"]
 
 
 def _outputs(out: Path, stem: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -49,12 +49,12 @@ def test_palette_frame_and_checkpoint(tmp_path: Path) -> None:
             str(checkpoint),
             "--out",
             str(out),
-            "--mode",
+            "--inference.mode",
             "whole",
-            "--whole-size",
+            "--inference.whole-size",
             "64",
             "128",
-            "--threshold",
+            "--confidence-threshold",
             "0.9",
         ]
     )
@@ -121,9 +121,16 @@ def test_onnxruntime_backend_gives_the_pytorch_labels(tmp_path: Path, tiny_onnx,
     frame = tmp_path / "frame.png"
     cv2.imwrite(str(frame), np.random.default_rng(3).integers(0, 256, (100, 150, 3), np.uint8))
     checkpoint = save_checkpoint(model, tmp_path / "tiny.safetensors")
-    args = ["segment", str(frame), "--threshold", "0"]
+    args = ["segment", str(frame), "--confidence-threshold", "0"]
     assert main([*args, "--checkpoint", str(checkpoint), "--out", str(tmp_path / "pt")]) == 0
-    onnx_args = ["--backend", "onnxruntime", "--checkpoint", str(onnx_path), "--onnx-threads", "2"]
+    onnx_args = [
+        "--backend",
+        "onnxruntime",
+        "--checkpoint",
+        str(onnx_path),
+        "--onnxruntime.threads",
+        "2",
+    ]
     assert main([*args, *onnx_args, "--out", str(tmp_path / "ort")]) == 0
     expected, _, _ = _outputs(tmp_path / "pt", "frame")
     labels, confidence, _ = _outputs(tmp_path / "ort", "frame")
@@ -138,10 +145,30 @@ def test_onnxruntime_backend_gives_the_pytorch_labels(tmp_path: Path, tiny_onnx,
         (["--backend", "pytorch", "--checkpoint", "{onnx}"], "is an ONNX model"),
         (["--backend", "onnxruntime"], "runs an exported .onnx file"),
         (["--model", "tiny", "--checkpoint", "{onnx}"], "carries its architecture"),
-        (["--model", "tiny", "--trt-cache", "cache"], "--trt-cache apply to the onnxruntime"),
-        (["--checkpoint", "{onnx}", "--compile"], "--compile apply to the pytorch backend"),
-        (["--checkpoint", "{onnx}", "--providers", "openvino"], "unknown execution provider"),
-        (["--checkpoint", "{onnx}", "--mode", "whole", "--whole-size", "64", "128"], "static"),
+        (
+            ["--model", "tiny", "--onnxruntime.cache-dir", "cache"],
+            "onnxruntime.cache_dir apply to the onnxruntime backend, not pytorch",
+        ),
+        (
+            ["--checkpoint", "{onnx}", "--pytorch.compile"],
+            "pytorch.compile apply to the pytorch backend, not onnxruntime",
+        ),
+        (
+            ["--checkpoint", "{onnx}", "--onnxruntime.providers", "openvino"],
+            "unknown execution provider",
+        ),
+        (
+            [
+                "--checkpoint",
+                "{onnx}",
+                "--inference.mode",
+                "whole",
+                "--inference.whole-size",
+                "64",
+                "128",
+            ],
+            "static",
+        ),
     ],
 )
 def test_backend_errors(tmp_path: Path, tiny_onnx, capsys, extra, message) -> None:

@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 import torch
 
-from vltseg_ros.engines import OnnxRuntimeEngine, TorchEngine, create_engine, resolve_backend
+from vltseg_ros.engines import (
+    OnnxRuntimeEngine,
+    OnnxRuntimeOptions,
+    TorchEngine,
+    TorchOptions,
+    create_engine,
+    resolve_backend,
+)
 from vltseg_ros.errors import (
     CheckpointError,
     CheckpointNotFoundError,
@@ -66,14 +73,14 @@ def test_torch_engine_fp32_is_the_model(tiny_onnx) -> None:
     scores = engine(x)
     assert scores.dtype == torch.float32 and scores.shape == (3, 19, 64, 64)
     torch.testing.assert_close(scores, expected, rtol=0, atol=0)
-    assert (engine.name, engine.patch_size, engine.input_size, engine.max_batch) == (
+    assert (engine.name, engine.patch_size, engine.input_size, engine.batch_size) == (
         "pytorch",
         (8, 8),
         None,
         None,
     )
     assert engine.description.startswith(f"pytorch {torch.__version__} on cpu, fp32")
-    channels_last = TorchEngine(model, channels_last=True)
+    channels_last = TorchEngine(model, options=TorchOptions(channels_last=True))
     torch.testing.assert_close(channels_last(x), expected, rtol=0, atol=1e-5)
     assert "channels-last" in channels_last.description
     model.to(memory_format=torch.contiguous_format)
@@ -95,8 +102,8 @@ def counted_compile(monkeypatch):
 
 def test_compiled_engine_pads_every_call_to_one_batch_shape(tiny_onnx, counted_compile) -> None:
     model = tiny_onnx[0]
-    engine = TorchEngine(model, compile=True, max_batch=4)
-    assert engine.max_batch == 4 and engine.description.endswith(
+    engine = TorchEngine(model, options=TorchOptions(compile=True), batch_size=4)
+    assert engine.batch_size == 4 and engine.description.endswith(
         "torch.compile (batches padded to 4)"
     )
     x = _inputs(9)
@@ -105,8 +112,10 @@ def test_compiled_engine_pads_every_call_to_one_batch_shape(tiny_onnx, counted_c
     torch.testing.assert_close(engine(x[:4]), expected[:4], rtol=0, atol=1e-5)
     compiled = counted_compile.frame_count
     assert compiled >= 1
-    for batch in (x[:3], x[:1], x):  # smaller, then split into 4 + 4 + 1
+    for batch in (x[:3], x[:1]):  # smaller batches: padded to 4
         torch.testing.assert_close(engine(batch), expected[: len(batch)], rtol=0, atol=1e-5)
+    with pytest.raises(ConfigError, match=r"9 inputs in one call; .* at most batch_size 4"):
+        engine(x)  # splitting is the Segmenter's job
     # As in the node: compiled by the warm-up in one thread, run by the worker in another.
     with ThreadPoolExecutor(1) as worker:
         scores = worker.submit(engine, x[:2]).result()
@@ -121,7 +130,7 @@ def test_compiled_engine_pads_every_call_to_one_batch_shape(tiny_onnx, counted_c
 def test_compiled_segmenter_equals_eager(tiny_onnx) -> None:
     """The real torch.compile (inductor, C++ kernels): about 50 s on 2 cores, cold."""
     torch._dynamo.reset()
-    engine = TorchEngine(tiny_onnx[0], compile=True, max_batch=3)
+    engine = TorchEngine(tiny_onnx[0], options=TorchOptions(compile=True), batch_size=3)
     compiled = Segmenter(engine, batch_size=3)
     eager = Segmenter(TorchEngine(tiny_onnx[0]), batch_size=3)
     frames = _frames()  # 6 + 1 crops: batches of 3, 3 and 1 (padded)
@@ -134,9 +143,11 @@ def test_compiled_segmenter_equals_eager(tiny_onnx) -> None:
 
 def test_segmenter_load_gives_the_engine_its_batch_size() -> None:
     segmenter = Segmenter.load("tiny", batch_size=3)
-    assert segmenter.engine.max_batch == 3
-    with pytest.raises(ConfigError, match="max_batch must be >= 1"):
-        TorchEngine(segmenter.engine.model, max_batch=0)
+    assert segmenter.engine.batch_size == 3 == segmenter.batch_size
+    with pytest.raises(ConfigError, match="batch_size must be >= 1"):
+        TorchEngine(segmenter.engine.model, batch_size=0)
+    with pytest.raises(ConfigError, match="batch_size 4 exceeds the pytorch engine's 3"):
+        Segmenter(segmenter.engine, batch_size=4)
 
 
 def test_engine_inputs_are_checked_and_close_is_final(tiny_onnx) -> None:
@@ -156,10 +167,10 @@ def test_engine_inputs_are_checked_and_close_is_final(tiny_onnx) -> None:
 
 def test_onnxruntime_engine_equals_pytorch(tiny_onnx) -> None:
     model, path = tiny_onnx
-    engine = OnnxRuntimeEngine(path, threads=2)
+    engine = OnnxRuntimeEngine(path, options=OnnxRuntimeOptions(threads=2))
     assert engine.config == model.config  # from the file's metadata, no torch model built
     assert (engine.name, engine.patch_size, engine.input_size) == ("onnxruntime", (8, 8), (64, 64))
-    assert engine.max_batch == MAX_DYNAMIC_BATCH and engine.providers == ["CPUExecutionProvider"]
+    assert engine.batch_size == MAX_DYNAMIC_BATCH and engine.providers == ["CPUExecutionProvider"]
     assert "providers cpu" in engine.description and "2 threads" in engine.description
     options = engine._session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
@@ -220,25 +231,34 @@ class _Recorder:
         return self.session.run(names, feeds)
 
 
-def test_static_batch_splits_and_pads(tiny_onnx, static_onnx) -> None:
-    engine = OnnxRuntimeEngine(static_onnx, max_batch=8)
-    assert engine.max_batch == 2  # the static batch caps it
+def test_static_batch_pads_and_the_segmenter_splits(tiny_onnx, static_onnx) -> None:
+    engine = OnnxRuntimeEngine(static_onnx, batch_size=8)
+    assert engine.batch_size == 2  # the static batch caps it
     recorder = engine._session = _Recorder(engine._session)
-    x = _inputs(5, (48, 64))
-    torch.testing.assert_close(engine(x), TorchEngine(tiny_onnx[0])(x), rtol=0, atol=TOL)
-    assert recorder.batches == [2, 2, 2]  # 2 + 2 + (1 padded to 2)
-    segmenter = Segmenter(engine, batch_size=4)
+    x = _inputs(2, (48, 64))
+    torch.testing.assert_close(engine(x[:1]), TorchEngine(tiny_onnx[0])(x[:1]), rtol=0, atol=TOL)
+    assert recorder.batches == [2]  # 1 padded to 2
+    with pytest.raises(ConfigError, match="at most batch_size 2"):
+        engine(_inputs(3, (48, 64)))
+    with pytest.raises(ConfigError, match="batch_size 4 exceeds the onnxruntime engine's 2"):
+        Segmenter(engine, batch_size=4)
+    segmenter = Segmenter(engine)  # the engine's batch size
     recorder.batches.clear()
     segmenter.predict_batch(_frames())
-    assert set(recorder.batches) == {2}
+    assert segmenter.batch_size == 2 and set(recorder.batches) == {2}
+    loaded = Segmenter.load(checkpoint=static_onnx, batch_size=4)
+    assert loaded.batch_size == 2  # lowered to the model's static batch
 
 
-def test_dynamic_batch_is_split_at_max_batch(tiny_onnx) -> None:
-    engine = OnnxRuntimeEngine(tiny_onnx[1], max_batch=2)
+def test_the_segmenter_is_the_one_layer_that_splits(tiny_onnx) -> None:
+    engine = OnnxRuntimeEngine(tiny_onnx[1], batch_size=2)
     recorder = engine._session = _Recorder(engine._session)
-    x = _inputs(5)
-    torch.testing.assert_close(engine(x), TorchEngine(tiny_onnx[0])(x), rtol=0, atol=TOL)
-    assert recorder.batches == [2, 2, 1]
+    segmenter = Segmenter(engine)
+    frames = _frames()  # 6 + 1 crops
+    reference = Segmenter(TorchEngine(tiny_onnx[0]), batch_size=7)
+    expected = reference.predict_batch(frames, return_scores=True)
+    _assert_same_results(expected, segmenter.predict_batch(frames, return_scores=True))
+    assert recorder.batches == [2, 2, 2, 1]
 
 
 # ---- backend selection and bad input ----------------------------------------------------------
@@ -263,10 +283,10 @@ def test_factory_refuses_options_of_the_other_backend(tiny_onnx) -> None:
     assert isinstance(create_engine(model=model), TorchEngine)
     with pytest.raises(ConfigError, match="carries its architecture"):
         create_engine("onnxruntime", model="tiny", checkpoint=path)
-    with pytest.raises(ConfigError, match="threads do not apply to the pytorch backend"):
-        create_engine(model=model, threads=2)
-    with pytest.raises(ConfigError, match="compile do not apply to the onnxruntime backend"):
-        create_engine(checkpoint=path, compile=True)
+    with pytest.raises(ConfigError, match="OnnxRuntimeOptions do not apply to the pytorch"):
+        create_engine(model=model, options=OnnxRuntimeOptions(threads=2))
+    with pytest.raises(ConfigError, match="TorchOptions do not apply to the onnxruntime"):
+        create_engine(checkpoint=path, options=TorchOptions(compile=True))
     with pytest.raises(ConfigError, match="not both"):
         create_engine(model=model, checkpoint="w.safetensors")
 

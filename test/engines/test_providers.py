@@ -17,6 +17,7 @@ import torch
 
 from vltseg_ros.engines import onnxruntime_engine
 from vltseg_ros.engines.onnxruntime_engine import OnnxRuntimeEngine
+from vltseg_ros.engines.options import OnnxRuntimeOptions
 from vltseg_ros.engines.providers import (
     CPU,
     CUDA,
@@ -29,7 +30,7 @@ from vltseg_ros.errors import ConfigError, DeviceError, EngineError
 
 CPU_DEVICE, GPU0, GPU1 = torch.device("cpu"), torch.device("cuda", 0), torch.device("cuda", 1)
 ALL = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "AzureExecutionProvider", CPU]
-SHAPE = NetworkShape("images", (512, 1024), static_batch=None, max_batch=4)
+SHAPE = NetworkShape("images", (512, 1024), static_batch=None, batch_size=4)
 
 
 def test_parse_providers() -> None:
@@ -127,9 +128,8 @@ def fake_gpu(monkeypatch):
 def test_engine_builds_the_session_with_tensorrt_first(fake_gpu, tiny_onnx, tmp_path, caplog):
     cache = tmp_path / "trt" / "cache"
     with caplog.at_level(logging.WARNING, logger=onnxruntime_engine.__name__):
-        engine = OnnxRuntimeEngine(
-            tiny_onnx[1], "cuda", "fp16", cache_dir=cache, threads=3, max_batch=4
-        )
+        options = OnnxRuntimeOptions(cache_dir=str(cache), threads=3)
+        engine = OnnxRuntimeEngine(tiny_onnx[1], "cuda", "fp16", options, batch_size=4)
     (created,) = fake_gpu.created
     assert created["providers"] == [TENSORRT, CUDA, CPU]
     trt = created["options"][0]
@@ -151,7 +151,7 @@ def test_a_provider_that_fails_to_load(fake_gpu, tiny_onnx, caplog) -> None:
     with pytest.raises(ConfigError, match="TensorRT provider or a model exported in fp16"):
         OnnxRuntimeEngine(tiny_onnx[1], "cuda", "fp16")  # fp16 needed TensorRT
     with pytest.raises(EngineError, match="could not load"):
-        OnnxRuntimeEngine(tiny_onnx[1], "cuda", providers="tensorrt,cuda")  # asked for it
+        OnnxRuntimeEngine(tiny_onnx[1], "cuda", options=OnnxRuntimeOptions("tensorrt,cuda"))
     fake_gpu.loaded = [CPU]
     with pytest.raises(EngineError, match="refusing to run without them"):
         OnnxRuntimeEngine(tiny_onnx[1], "cuda")

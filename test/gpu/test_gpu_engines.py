@@ -24,6 +24,7 @@ import torch
 from test.model.test_deformable_gather import SHAPES
 from test.model.test_deformable_gather import _inputs as _deformable_inputs
 from vltseg_ros.engines import Engine, OnnxRuntimeEngine, TorchEngine
+from vltseg_ros.engines.options import OnnxRuntimeOptions
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.export.onnx_export import export_onnx
 from vltseg_ros.inference.predictor import Segmenter
@@ -144,9 +145,8 @@ def test_onnxruntime_matches_pytorch_cpu(
     request, tiny_onnx, reference, tmp_path, device, precision, providers, export
 ) -> None:
     path = request.getfixturevalue("fp16_onnx") if export == "fp16-export" else tiny_onnx[1]
-    engine = OnnxRuntimeEngine(
-        path, device, precision, providers=providers, cache_dir=tmp_path / "trt"
-    )
+    options = OnnxRuntimeOptions(providers=providers, cache_dir=str(tmp_path / "trt"))
+    engine = OnnxRuntimeEngine(path, device, precision, options)
     wanted = [p.strip() for p in providers.split(",")]
     assert engine.providers[0].lower().startswith(wanted[0]), engine.providers
     _assert_matches_reference(engine, reference, precision)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from vltseg_ros.engines import TorchEngine
+from vltseg_ros.engines import TorchEngine, create_engine
 from vltseg_ros.errors import ConfigError, DeviceError, InvalidImageError
+from vltseg_ros.inference import predictor
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.model.segmentor import VLTSeg, build_model
 
@@ -141,10 +142,13 @@ def test_bad_settings(segmenter, tiny_model) -> None:
             TorchEngine(tiny_model, device="cuda")
 
 
-def test_random_weights_are_flagged() -> None:
+def test_random_weights_are_flagged_and_the_default_model_is_one_rule(monkeypatch) -> None:
     assert Segmenter.load("tiny").random_weights
     with pytest.raises(ConfigError, match="give a model"):
-        Segmenter.load()
+        create_engine()
+    monkeypatch.setattr(predictor, "DEFAULT_MODEL", "tiny")  # vit-b-16 takes long to build
+    default = Segmenter.load()  # neither model nor checkpoint: the default model
+    assert default.config.name == "tiny" and default.random_weights
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

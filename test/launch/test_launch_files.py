@@ -15,6 +15,7 @@ import importlib.util
 import os
 import py_compile
 import re
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +29,6 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from test.ros.harness import NODE, NodeProcess, Peer, camera_frame
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.ros import launch_helpers
-from vltseg_ros.ros.image_conversions import array_to_image
 from vltseg_ros.ros.launch_helpers import (
     LaunchArgument,
     NodeSetup,
@@ -36,6 +36,7 @@ from vltseg_ros.ros.launch_helpers import (
     multi_camera,
     single_camera,
 )
+from vltseg_ros.ros.messages import array_to_image
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_ACTIONS = REPO / "vltseg_ros" / "ros" / "launch_actions.py"
@@ -182,8 +183,12 @@ def test_executables_exist_and_are_installed(executable) -> None:
         pytest.skip("executable not written yet")
     assert script.is_file() and os.access(script, os.X_OK)
     cmake = (REPO / "CMakeLists.txt").read_text()
-    installs = re.findall(r"install\(\s*PROGRAMS\s+([^)]*?)\s+DESTINATION\s+lib/", cmake)
-    assert any(f"scripts/{executable}" in install.split() for install in installs), cmake
+    (programs,) = re.findall(r"foreach\(program ([^)]*)\)", cmake)  # written with their shebang
+    assert executable in programs.split()
+    assert "install(PROGRAMS ${CMAKE_CURRENT_BINARY_DIR}/launchers/${program}" in cmake
+    installed = Path(sys.prefix) / "lib" / "vltseg_ros" / executable  # by make setup
+    if installed.is_file():
+        assert installed.read_text().splitlines()[0] == f"#!{sys.prefix}/bin/python"
 
 
 @pytest.mark.parametrize("name", LAUNCH_FILES)

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -175,23 +174,6 @@ def _call(client: Any, request: Any, timeout: float) -> Any:
     future = client.call_async(request)
     wait_until(future.done, timeout, f"response of {client.srv_name}")
     return future.result()
-
-
-def expect_failed_transition(
-    peer: Any, node: Any, transition: int, expected_state: str, log_text: str
-) -> None:
-    """Request ``transition`` (after configure when it is activate) from ``node`` (a
-    NodeProcess): it must fail, leave the node in ``expected_state``, log ``log_text`` and
-    keep the process alive. The node is stopped afterwards."""
-    try:
-        if transition == Transition.TRANSITION_ACTIVATE:
-            assert peer.lifecycle(Transition.TRANSITION_CONFIGURE)
-        assert not peer.lifecycle(transition)
-        assert peer.state() == expected_state
-        wait_until(lambda: log_text in node.log(), 10, f"log line {log_text!r}")
-        assert node.alive()
-    finally:
-        node.stop()
 
 
 def wait_until(

@@ -1,5 +1,6 @@
 """vltseg_node in the test's own process: built from a parameter dict, spun by the Peer's
-executor, with an optional fault-injecting engine around the real one."""
+executor, with a fake engine (known labels, no network) or a fault-injecting one around the
+real one."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import torch
 from rclpy.parameter import Parameter
 from torch import Tensor
 
+from vltseg_ros.config import load_model_config
 from vltseg_ros.engines.base import Engine
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.ros.node import VLTSegNode
@@ -50,8 +53,8 @@ class FaultyEngine(Engine):
         return self.inner.patch_size
 
     @property
-    def max_batch(self) -> int | None:
-        return self.inner.max_batch
+    def batch_size(self) -> int | None:
+        return self.inner.batch_size
 
     @property
     def description(self) -> str:
@@ -72,20 +75,76 @@ class FaultyEngine(Engine):
         super().release_cached_memory()
 
 
-def inject_faults(monkeypatch: pytest.MonkeyPatch, fault: Fault) -> list[FaultyEngine]:
-    """Make every Segmenter.load wrap its engine in a FaultyEngine; returns the list the
-    engines are appended to."""
-    engines: list[FaultyEngine] = []
+class FakeEngine(Engine):
+    """No network (instant): where a pixel's red value is r (0-255), class min(r // 14, 18)
+    scores 1.0 and every other class 0.1, so the labels of a frame are known from it and the
+    confidence is 1 / 2.8 everywhere. The tiny model's config (patch 8, 64x64 crops)."""
+
+    name = "fake"
+    CONFIDENCE = 1.0 / 2.8
+
+    def __init__(self, batch_size: int | None = None) -> None:
+        self.config = load_model_config("tiny")
+        self.device, self.precision = torch.device("cpu"), "fp32"
+        self._batch_size = batch_size
+        self.calls: list[int] = []
+
+    @staticmethod
+    def label(red: int) -> int:
+        """The label of a pixel whose red value is ``red``."""
+        return min(red // 14, 18)
+
+    @property
+    def patch_size(self) -> tuple[int, int]:
+        return (8, 8)
+
+    @property
+    def batch_size(self) -> int | None:
+        return self._batch_size
+
+    @property
+    def description(self) -> str:
+        return "fake engine (labels from the red channel)"
+
+    def __call__(self, inputs: Tensor) -> Tensor:
+        self.check_inputs(inputs)
+        self.calls.append(len(inputs))
+        norm = self.config.normalization
+        red = inputs[:, 0] * norm.std[0] + norm.mean[0]
+        classes = (red.round().clamp(0, 255) // 14).clamp(max=18).long()
+        scores = torch.full((len(inputs), 19, *inputs.shape[-2:]), 0.1)
+        return scores.scatter_(1, classes.unsqueeze(1), 1.0)
+
+    def close(self) -> None:
+        pass
+
+
+def replace_engine(
+    monkeypatch: pytest.MonkeyPatch, make: Callable[[Segmenter, tuple, dict], Engine]
+) -> list[Engine]:
+    """Make every Segmenter.load put ``make(real segmenter, args, kwargs)`` in place of its
+    engine; returns the list the engines are appended to."""
+    engines: list[Engine] = []
     load = Segmenter.load.__func__
 
-    def faulty_load(cls: type[Segmenter], *args: Any, **kwargs: Any) -> Segmenter:
+    def patched_load(cls: type[Segmenter], *args: Any, **kwargs: Any) -> Segmenter:
         segmenter = load(cls, *args, **kwargs)
-        segmenter.engine = FaultyEngine(segmenter.engine, fault)
+        segmenter.engine = make(segmenter, args, kwargs)
         engines.append(segmenter.engine)
         return segmenter
 
-    monkeypatch.setattr(Segmenter, "load", classmethod(faulty_load))
+    monkeypatch.setattr(Segmenter, "load", classmethod(patched_load))
     return engines
+
+
+def use_fake_engine(monkeypatch: pytest.MonkeyPatch) -> list[Engine]:
+    """Every model the node loads runs on a :class:`FakeEngine` (with its batch size)."""
+    return replace_engine(monkeypatch, lambda seg, *_: FakeEngine(seg.batch_size))
+
+
+def inject_faults(monkeypatch: pytest.MonkeyPatch, fault: Fault) -> list[Engine]:
+    """Make every Segmenter.load wrap its real engine in a :class:`FaultyEngine`."""
+    return replace_engine(monkeypatch, lambda seg, *_: FaultyEngine(seg.engine, fault))
 
 
 def state(node: VLTSegNode) -> str:

@@ -24,7 +24,7 @@ from test.ros.in_process import state as lifecycle_state
 from test.test_image_files import jpeg_bomb, png_bomb
 from vltseg_ros.errors import EngineError
 from vltseg_ros.msg import SegmentationInfo
-from vltseg_ros.ros.image_conversions import array_to_image
+from vltseg_ros.ros.messages import array_to_image
 from vltseg_ros.ros.node import autostart
 
 WHOLE = {
@@ -143,7 +143,7 @@ def test_decompression_bombs_are_refused_before_decoding_and_stall_no_camera(ros
             {"precision": "fp16"},
             None,
             "unconfigured",
-            r"configure failed: .*precision: fp16 on device 'cpu': fp16 runs only on CUDA",
+            r"configure failed: .*device / precision: fp16 on 'cpu': fp16 runs only on CUDA",
         ),
         (
             {"inference": {"crop_size": [64, 64], "stride": [128, 128]}},

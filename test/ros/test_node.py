@@ -1,118 +1,79 @@
-"""vltseg_node in its own process: outputs, two cameras, dropping, lifecycle, bad input.
+"""vltseg_node's logic in this process (real rclpy, Fast DDS between the test's peer node and
+the node): outputs, cameras and batching, dropping, lifecycle, configuration and bad input.
 
-Real rclpy and Fast DDS between processes, the tiny random-weight model, real-sized frames.
+Most tests run the node on :class:`FakeEngine`, whose labels follow the frames' red channel, so
+every output value is known; the last ones load real models (tiny, its ONNX export).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 
 import cv2
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from lifecycle_msgs.msg import Transition
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from test.ros.harness import NodeProcess, camera_frame, expect_failed_transition, wait_until
+from test.ros.harness import wait_until
+from test.ros.in_process import (
+    FakeEngine,
+    node_in_process,
+    replace_engine,
+    state,
+    use_fake_engine,
+)
 from vltseg_ros.checkpoint import save_checkpoint
 from vltseg_ros.model.segmentor import build_model
 from vltseg_ros.msg import ClassSet, SegmentationInfo
-from vltseg_ros.ros.image_conversions import array_to_image
+from vltseg_ros.ros.messages import array_to_image
+from vltseg_ros.ros.node import autostart
 
-# Reliable input: a best-effort frame sent right after the subscription matched can be lost
-# during discovery; tests that count every frame use the qos override. The default
-# best-effort input is exercised by the burst and two-camera tests.
-FAST_WHOLE = {
-    "model": "tiny",
-    "inference": {"mode": "whole", "whole_size": [64, 128]},
-    "diagnostics_period": 0.2,
-    "qos": {"input": {"reliability": "reliable"}},
-}
+RELIABLE = {"qos": {"input": {"reliability": "reliable"}}, "diagnostics_period": 0.1}
+FAKE = {"model": "tiny", **RELIABLE}
 OUT = "{camera}/segmentation/{kind}"
+KINDS = {
+    "mask": Image,
+    "confidence": Image,
+    "overlay": Image,
+    "info": SegmentationInfo,
+    "camera_info": CameraInfo,
+}
 
 
-def _listen_outputs(peer, camera: str) -> None:
-    for kind, msg_type in (
-        ("mask", Image),
-        ("confidence", Image),
-        ("overlay", Image),
-        ("info", SegmentationInfo),
-        ("camera_info", CameraInfo),
-    ):
-        peer.listen(OUT.format(camera=camera, kind=kind), msg_type)
+def two_classes(height: int = 128, width: int = 256) -> np.ndarray:
+    """RGB frame: left half red 100 (FakeEngine class 7), right half red 200 (class 14)."""
+    frame = np.full((height, width, 3), 50, np.uint8)
+    frame[:, : width // 2, 0], frame[:, width // 2 :, 0] = 100, 200
+    return frame
 
 
-def _compressed(rgb: np.ndarray, header, fmt: str = ".jpg") -> CompressedImage:
-    ok, data = cv2.imencode(fmt, rgb[..., ::-1])
-    assert ok
-    return CompressedImage(header=header, format="rgb8; jpeg compressed bgr8", data=data.tobytes())
+def _start(peer, node, cameras: dict[str, type], listen: tuple[str, ...] = tuple(KINDS)):
+    assert autostart(node)
+    peer.listen("/diagnostics", DiagnosticArray)
+    for camera, msg_type in cameras.items():
+        for kind in listen:
+            peer.listen(OUT.format(camera=camera, kind=kind), KINDS[kind])
+        suffix = "/compressed" if msg_type is CompressedImage else ""
+        peer.wait_for_subscriber(f"{camera}/image_raw{suffix}", msg_type)
 
 
-def test_masks_match_their_input_frames(ros, tmp_path) -> None:
-    peer, env = ros
-    node = NodeProcess(tmp_path, FAST_WHOLE, env)
-    try:
-        _listen_outputs(peer, "camera")
-        peer.listen("classes", ClassSet, qos=_latched())
-        peer.listen("/diagnostics", DiagnosticArray)
-        peer.wait_for_subscriber("camera/image_raw", Image)
-        peer.wait_for_subscriber("camera/camera_info", CameraInfo)
-        frame = camera_frame(1024, 2048)
-        info = CameraInfo(height=1024, width=2048, k=[1000.0, 0, 1024, 0, 1000.0, 512, 0, 0, 1])
-        sent = []
-        for i in range(3):
-            header = peer.header(f"cam_{i}")
-            info.header = header
-            peer.publish("camera/camera_info", info)
-            time.sleep(0.1)
-            peer.publish("camera/image_raw", array_to_image(frame, "rgb8", header))
-            sent.append(header)
-            wait_until(
-                lambda n=i: len(peer.messages(OUT.format(camera="camera", kind="info"))) > n,
-                60,
-                f"result {i}",
-            )
-        masks = peer.messages(OUT.format(camera="camera", kind="mask"))
-        confidences = peer.messages(OUT.format(camera="camera", kind="confidence"))
-        infos = peer.messages(OUT.format(camera="camera", kind="info"))
-        overlays = peer.messages(OUT.format(camera="camera", kind="overlay"))
-        camera_infos = peer.messages(OUT.format(camera="camera", kind="camera_info"))
-        assert len(masks) == len(confidences) == len(infos) == 3
-        assert overlays, "overlay is published while someone subscribes"
-        for header, mask, conf, info_msg in zip(sent, masks, confidences, infos, strict=True):
-            for msg in (mask, conf, info_msg):
-                assert msg.header.frame_id == header.frame_id
-                assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (
-                    header.stamp.sec,
-                    header.stamp.nanosec,
-                )
-            assert (mask.encoding, mask.height, mask.width) == ("mono8", 1024, 2048)
-            labels = np.frombuffer(mask.data, np.uint8).reshape(1024, 2048)
-            assert labels.max() < 19
-            assert (conf.encoding, conf.height, conf.width) == ("32FC1", 1024, 2048)
-            confidence = np.frombuffer(conf.data, np.float32).reshape(1024, 2048)
-            assert confidence.min() >= 1 / 19 - 1e-6 and confidence.max() <= 1.0
-            assert (info_msg.height, info_msg.width) == (1024, 2048)
-            fractions = np.bincount(labels.ravel(), minlength=19)[:19] / labels.size
-            np.testing.assert_allclose(info_msg.class_fraction, fractions, atol=1e-6)
-            assert info_msg.unlabeled_fraction == 0.0
-            assert abs(info_msg.mean_confidence - confidence.mean()) < 1e-4
-            assert len(info_msg.class_names) == 19 and info_msg.model == "tiny"
-            assert info_msg.checkpoint == "" and info_msg.batch_frames == 1
-            assert 0 < info_msg.inference_latency <= info_msg.end_to_end_latency < 60
-        overlay = overlays[-1]
-        assert (overlay.encoding, overlay.height, overlay.width) == ("rgb8", 1024, 2048)
-        assert camera_infos and camera_infos[-1].k[0] == 1000.0  # output = input resolution
-        classes = peer.messages("classes")
-        assert classes and classes[0].names[0] == "road" and len(classes[0].colors) == 19
-        wait_until(
-            lambda: (peer.diagnostics("camera") or {}).get("published") == "3", 10, "diagnostics"
-        )
-        assert node.alive()
-    finally:
-        node.stop()
+def _got(peer, camera: str, kind: str) -> list:
+    return peer.messages(OUT.format(camera=camera, kind=kind))
+
+
+def _wait_for(peer, camera: str, kind: str, count: int, timeout: float = 30) -> list:
+    wait_until(lambda: len(_got(peer, camera, kind)) >= count, timeout, f"{count} {kind}")
+    return _got(peer, camera, kind)
+
+
+def _pixels(image: Image) -> np.ndarray:
+    dtype = np.float32 if image.encoding == "32FC1" else np.uint8
+    return np.frombuffer(image.data, dtype).reshape(image.height, image.width, -1).squeeze(-1)
 
 
 def _latched() -> QoSProfile:
@@ -123,245 +84,322 @@ def _latched() -> QoSProfile:
     )
 
 
-def test_two_cameras_raw_and_compressed_at_model_resolution(ros, tmp_path) -> None:
-    peer, env = ros
+def test_outputs_carry_the_input_header_and_the_known_labels(ros, monkeypatch) -> None:
+    peer, _ = ros
+    use_fake_engine(monkeypatch)
+    with node_in_process(peer, FAKE) as node:
+        peer.listen("classes", ClassSet, qos=_latched())
+        _start(peer, node, {"camera": Image})
+        peer.wait_for_subscriber("camera/camera_info", CameraInfo)
+        info_in = CameraInfo(height=128, width=256, k=[100.0, 0, 128, 0, 100.0, 64, 0, 0, 1])
+        headers = []
+        for i in range(2):
+            header = peer.header(f"cam_{i}")
+            info_in.header = header
+            peer.publish("camera/camera_info", info_in)
+            time.sleep(0.1)
+            peer.publish("camera/image_raw", array_to_image(two_classes(), "rgb8", header))
+            headers.append(header)
+            _wait_for(peer, "camera", "info", i + 1)
+        expected = np.zeros((128, 256), np.uint8)
+        expected[:, :128], expected[:, 128:] = 7, 14
+        for kind in ("mask", "confidence", "info", "camera_info", "overlay"):
+            messages = _wait_for(peer, "camera", kind, 2 if kind != "overlay" else 1)
+            for header, msg in zip(headers, messages, strict=False):
+                assert msg.header == header, kind  # stamp and frame_id copied through
+        for mask, conf, info in zip(
+            *(_got(peer, "camera", k) for k in ("mask", "confidence", "info")), strict=True
+        ):
+            assert mask.encoding == "mono8" and conf.encoding == "32FC1"
+            np.testing.assert_array_equal(_pixels(mask), expected)
+            np.testing.assert_allclose(_pixels(conf), FakeEngine.CONFIDENCE, atol=1e-6)
+            assert (info.height, info.width, info.camera, info.model) == (
+                128,
+                256,
+                "camera",
+                "tiny",
+            )
+            fractions = np.zeros(19)
+            fractions[[7, 14]] = 0.5
+            np.testing.assert_allclose(info.class_fraction, fractions, atol=1e-6)
+            assert info.class_names[7] == "traffic sign" and info.unlabeled_fraction == 0.0
+            assert info.mean_confidence == pytest.approx(FakeEngine.CONFIDENCE, abs=1e-6)
+            assert info.checkpoint == "" and info.batch_frames == 1
+            assert 0 < info.inference_latency <= info.end_to_end_latency < 10
+        overlay = _got(peer, "camera", "overlay")[-1]
+        assert (overlay.encoding, overlay.height, overlay.width) == ("rgb8", 128, 256)
+        assert _got(peer, "camera", "camera_info")[-1].k[0] == 100.0  # same resolution
+        classes = peer.messages("classes")
+        assert classes and classes[0].names[0] == "road" and len(classes[0].colors) == 19
+        wait_until(lambda: (peer.diagnostics("camera") or {}).get("published") == "2", 10, "diag")
+
+
+def test_threshold_and_model_resolution_with_mono8_confidence(ros, monkeypatch) -> None:
+    peer, _ = ros
+    use_fake_engine(monkeypatch)
     params = {
-        **FAST_WHOLE,
-        "cameras": ["front", "rear"],
-        "rear": {"transport": "compressed"},
+        **FAKE,
+        "confidence_threshold": 0.5,  # above the fake engine's 1 / 2.8
         "output_resolution": "model",
         "confidence_encoding": "mono8",
-        "qos": {"input": {"reliability": "best_effort"}},
-    }  # the default sensor QoS
-    node = NodeProcess(tmp_path, params, env)
-    try:
-        _listen_outputs(peer, "front")
-        _listen_outputs(peer, "rear")
-        peer.wait_for_subscriber("front/image_raw", Image)
-        peer.wait_for_subscriber("rear/image_raw/compressed", CompressedImage)
-        frame = camera_frame(512, 1024)
-        for _ in range(3):
-            peer.publish("front/image_raw", array_to_image(frame, "rgb8", peer.header("front")))
-            peer.publish("rear/image_raw/compressed", _compressed(frame, peer.header("rear")))
+        "inference": {"mode": "whole", "whole_size": [32, 64]},
+    }
+    with node_in_process(peer, params) as node:
+        _start(peer, node, {"camera": Image}, ("mask", "confidence", "info", "camera_info"))
+        info_in = CameraInfo(height=128, width=256, k=[100.0, 0, 128, 0, 100.0, 64, 0, 0, 1])
+        peer.wait_for_subscriber("camera/camera_info", CameraInfo)
+        info_in.header = peer.header("c")
+        peer.publish("camera/camera_info", info_in)
+        time.sleep(0.1)
+        peer.publish("camera/image_raw", array_to_image(two_classes(), "rgb8", peer.header("c")))
+        mask = _wait_for(peer, "camera", "mask", 1)[0]
+        assert (mask.height, mask.width) == (32, 64)  # the network input in whole mode
+        assert set(_pixels(mask).ravel()) == {255}  # every pixel below the threshold
+        conf = _wait_for(peer, "camera", "confidence", 1)[0]
+        assert conf.encoding == "mono8" and set(_pixels(conf).ravel()) == {round(255 / 2.8)}
+        info = _wait_for(peer, "camera", "info", 1)[0]
+        assert info.unlabeled_fraction == 1.0 and info.confidence_threshold == 0.5
+        scaled = _wait_for(peer, "camera", "camera_info", 1)[0]
+        assert (scaled.height, scaled.width) == (32, 64) and scaled.k[0] == 100.0 / 4
+
+
+def test_two_cameras_raw_and_compressed_share_one_batch(ros, monkeypatch) -> None:
+    peer, _ = ros
+    engines = use_fake_engine(monkeypatch)
+    params = {
+        **FAKE,
+        "cameras": ["front", "rear"],
+        "rear": {"transport": "compressed"},
+        "batch_window": 0.5,
+        "batch_size": 8,
+        "inference": {"mode": "whole", "whole_size": [64, 128]},
+    }
+    with node_in_process(peer, params) as node:
+        _start(peer, node, {"front": Image, "rear": CompressedImage}, ("mask", "info"))
+        _, png = cv2.imencode(".png", two_classes()[..., ::-1])
+        for _ in range(2):
+            peer.publish(
+                "front/image_raw", array_to_image(two_classes(), "rgb8", peer.header("f"))
+            )
+            rear = CompressedImage(header=peer.header("r"), format="png", data=png.tobytes())
+            peer.publish("rear/image_raw/compressed", rear)
             time.sleep(0.3)
         for camera in ("front", "rear"):
-            topic = OUT.format(camera=camera, kind="mask")
-            wait_until(lambda t=topic: len(peer.messages(t)) >= 1, 60, f"{camera} mask")
-            mask = peer.messages(topic)[-1]
-            assert mask.header.frame_id == camera
-            assert (mask.height, mask.width) == (64, 128)  # the model's whole_size
-            conf = peer.messages(OUT.format(camera=camera, kind="confidence"))[-1]
-            assert conf.encoding == "mono8" and (conf.height, conf.width) == (64, 128)
-        infos = peer.messages(OUT.format(camera="front", kind="info"))
-        infos += peer.messages(OUT.format(camera="rear", kind="info"))
-        assert {i.camera for i in infos} == {"front", "rear"}
-        assert max(i.batch_frames for i in infos) <= 2
-    finally:
-        node.stop()
+            mask = _wait_for(peer, camera, "mask", 2)[-1]
+            assert mask.header.frame_id == camera[0] and (mask.height, mask.width) == (128, 256)
+            labels = _pixels(mask)  # the down-scaled frame blends the halves at the border
+            assert np.mean(labels[:, :120] == 7) == 1.0 and np.mean(labels[:, 136:] == 14) == 1.0
+        infos = _got(peer, "front", "info") + _got(peer, "rear", "info")
+        assert {info.camera for info in infos} == {"front", "rear"}
+        assert {info.batch_frames for info in infos} == {2}  # the batch window joined them
+        assert engines[0].calls[-2:] == [2, 2]  # one engine call per batch of 2 crops
 
 
-def test_burst_drops_busy_frames_and_stale_frames_are_counted(ros, tmp_path) -> None:
-    peer, env = ros
-    # Slide mode over 512x1024 with 64-pixel crops: ~230 crops, inference slower than the burst.
-    # Reliable input: under load, best effort loses most of a burst of 1.5 MB frames in
-    # transport, and this test is about what the node does with the frames it receives.
-    params = {
-        "model": "tiny",
-        "diagnostics_period": 0.2,
-        "max_age": 5.0,
-        "qos": {"input": {"reliability": "reliable"}},
-    }
-    node = NodeProcess(tmp_path, params, env)
-    try:
-        _listen_outputs(peer, "camera")
-        peer.listen("/diagnostics", DiagnosticArray)
-        peer.wait_for_subscriber("camera/image_raw", Image)
-        frame = array_to_image(camera_frame(512, 1024), "rgb8", peer.header("x"))
+class SlowEngine(FakeEngine):
+    def __call__(self, inputs):
+        time.sleep(0.3)
+        return super().__call__(inputs)
+
+
+def test_a_burst_is_dropped_as_busy_and_old_frames_as_stale(ros, monkeypatch) -> None:
+    peer, _ = ros
+    replace_engine(monkeypatch, lambda segmenter, *_: SlowEngine())
+    params = {**FAKE, "max_age": 5.0, "warmup": False, "inference": {"mode": "whole"}}
+    with node_in_process(peer, params) as node:
+        _start(peer, node, {"camera": Image}, ("mask",))
+        frame = array_to_image(two_classes(), "rgb8", peer.header("x"))
         for _ in range(20):
             frame.header = peer.header("burst")
             peer.publish("camera/image_raw", frame)
             time.sleep(0.01)
-        for _ in range(3):  # captured 30 s ago: stale
+        for _ in range(2):
             frame.header = peer.header("stale", age=30.0)
             peer.publish("camera/image_raw", frame)
-            time.sleep(1.0)
+            time.sleep(0.5)
 
         def settled() -> bool:
             d = peer.diagnostics("camera") or {}
             counted = sum(int(d.get(k, 0)) for k in ("published", "dropped_busy", "dropped_stale"))
-            return int(d.get("dropped_stale", 0)) >= 1 and counted == int(d.get("received", -1))
+            return d.get("dropped_stale") == "2" and counted == int(d.get("received", -1))
 
-        wait_until(
-            settled, 60, "every received frame accounted for", lambda: peer.diagnostics("camera")
-        )
+        wait_until(settled, 30, "every frame accounted for", lambda: peer.diagnostics("camera"))
         diag = peer.diagnostics("camera")
         received, published = int(diag["received"]), int(diag["published"])
-        assert received >= 10
-        assert 1 <= published <= 4, "frames were queued instead of replaced"
-        assert int(diag["dropped_busy"]) >= received - published - 3
-        masks = peer.messages(OUT.format(camera="camera", kind="mask"))
-        assert len(masks) == published
-        assert all(m.header.frame_id == "burst" for m in masks)  # stale frames never published
-    finally:
-        node.stop()
+        assert received == 22 and 1 <= published <= 4, "frames were queued instead of replaced"
+        assert int(diag["dropped_busy"]) == received - published - 2
+        masks = _got(peer, "camera", "mask")
+        assert len(masks) == published and all(m.header.frame_id == "burst" for m in masks)
 
 
-def test_lifecycle_transitions_through_services(ros, tmp_path) -> None:
-    peer, env = ros
-    node = NodeProcess(tmp_path, {**FAST_WHOLE, "autostart": False}, env)
-    try:
-        _listen_outputs(peer, "camera")
-        assert peer.state() == "unconfigured"
-        assert peer.lifecycle(Transition.TRANSITION_CONFIGURE)
-        assert peer.state() == "inactive"
-        assert peer.lifecycle(Transition.TRANSITION_ACTIVATE)
-        assert peer.state() == "active"
+def test_lifecycle_transitions(ros, monkeypatch) -> None:
+    peer, _ = ros
+    engines = use_fake_engine(monkeypatch)
+    with node_in_process(peer, {**FAKE, "autostart": False}) as node:
+        peer.listen(OUT.format(camera="camera", kind="mask"), Image)
+        assert state(node) == "unconfigured"
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert state(node) == "inactive" and not engines  # the model loads at activate
+        node.trigger_activate()
+        assert state(node) == "active" and len(engines) == 1
         peer.wait_for_subscriber("camera/image_raw", Image)
-        image = array_to_image(camera_frame(128, 256), "rgb8", peer.header("a"))
+        image = array_to_image(two_classes(), "rgb8", peer.header("a"))
         peer.publish("camera/image_raw", image)
-        topic = OUT.format(camera="camera", kind="mask")
-        wait_until(lambda: len(peer.messages(topic)) == 1, 60, "mask while active")
-        assert peer.lifecycle(Transition.TRANSITION_DEACTIVATE)
-        assert peer.state() == "inactive"
+        _wait_for(peer, "camera", "mask", 1)
+        node.trigger_deactivate()
+        assert state(node) == "inactive"
         image.header = peer.header("b")
         peer.publish("camera/image_raw", image)
-        time.sleep(1.0)
-        assert len(peer.messages(topic)) == 1  # nothing published while inactive
-        assert peer.lifecycle(Transition.TRANSITION_CLEANUP)
-        assert peer.state() == "unconfigured"
-        assert peer.lifecycle(Transition.TRANSITION_CONFIGURE)
-        assert peer.lifecycle(Transition.TRANSITION_ACTIVATE)
+        time.sleep(0.5)
+        assert len(_got(peer, "camera", "mask")) == 1  # nothing while inactive
+        node.trigger_cleanup()
+        assert state(node) == "unconfigured"
+        assert autostart(node) and len(engines) == 2
         peer.wait_for_subscriber("camera/image_raw", Image)
         image.header = peer.header("c")
         peer.publish("camera/image_raw", image)
-        wait_until(lambda: len(peer.messages(topic)) == 2, 60, "mask after re-activation")
-        assert peer.messages(topic)[-1].header.frame_id == "c"
-        assert node.alive()
-    finally:
-        node.stop()
+        assert _wait_for(peer, "camera", "mask", 2)[-1].header.frame_id == "c"
 
 
 @pytest.mark.parametrize(
-    ("params", "transition", "expected_state", "log_text"),
+    ("params", "message"),
     [
-        (
-            {"device": "gpu9"},
-            Transition.TRANSITION_CONFIGURE,
-            "unconfigured",
-            "device: 'gpu9' is not cpu, cuda or cuda:N",
-        ),
-        ({"batch_size": 0}, Transition.TRANSITION_CONFIGURE, "unconfigured", "batch_size"),
-        (
-            {"cameras": ["front", "front"]},
-            Transition.TRANSITION_CONFIGURE,
-            "unconfigured",
-            "duplicate",
-        ),
-        (
-            {"inference": {"crop_size": [64, 64], "stride": [128, 128]}},
-            Transition.TRANSITION_ACTIVATE,
-            "inactive",
-            "must not exceed crop_size",
-        ),
-        (
-            {"checkpoint": "/nonexistent/weights.safetensors"},
-            Transition.TRANSITION_CONFIGURE,
-            "unconfigured",
-            "checkpoint: file '/nonexistent/weights.safetensors' does not exist",
-        ),
+        ({"device": "gpu9"}, "device: 'gpu9' is not cpu, cuda or cuda:N"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"cameras": ["front", "front"]}, "cameras: duplicate names"),
+        ({"cameras": ["1st"]}, "'1st' is not a valid name"),
+        ({"upsample": "bicubic"}, "upsample: 'bicubic' is not one of 'scores', 'labels'"),
+        ({"inference": {"crop_size": [64]}}, r"inference.crop_size: \[64\] must be two"),
+        ({"camera": {"transport": "h264"}}, "camera.transport: 'h264' is not one of"),
+        ({"checkpoint": "/nonexistent/w.safetensors"}, "checkpoint: file '/nonexistent/w"),
+        ({"backend": "tensorrt"}, "backend: 'tensorrt' is not one of '', 'pytorch'"),
+        ({"backend": "pytorch", "checkpoint": "{onnx}"}, "is an ONNX model: run it with"),
+        ({"backend": "onnxruntime", "checkpoint": "{onnx}"}, "model: must be empty with"),
+        ({"onnxruntime": {"providers": "x"}}, "onnxruntime.providers: unknown execution"),
+        ({"onnxruntime": {"threads": 2}}, "onnxruntime.threads apply to the onnxruntime"),
     ],
 )
-def test_invalid_settings_fail_the_transition_not_the_node(
-    ros, tmp_path, params, transition, expected_state, log_text
+def test_invalid_parameters_fail_configure_and_name_themselves(
+    ros, capfd, no_metadata_onnx, params, message
 ) -> None:
-    peer, env = ros
-    node = NodeProcess(tmp_path, {"model": "tiny", "autostart": False, **params}, env)
-    expect_failed_transition(peer, node, transition, expected_state, log_text)
+    peer, _ = ros
+    for key, value in params.items():
+        if value == "{onnx}":
+            params = {**params, key: str(no_metadata_onnx)}
+    with node_in_process(peer, {**FAKE, "autostart": False, **params}) as node:
+        capfd.readouterr()
+        assert not autostart(node)
+        assert state(node) == "unconfigured"
+        time.sleep(0.2)
+        errors = [line for line in capfd.readouterr().err.splitlines() if "[ERROR]" in line]
+        assert len(errors) == 1 and "configure failed: invalid parameters: " in errors[0]
+        assert re.search(message, errors[0]), errors[0]
 
 
-def _bad_frames(peer) -> list[tuple[str, Image | CompressedImage]]:
-    good = camera_frame(64, 128)
-
+def _bad_frames(peer) -> list[tuple[str, Image | CompressedImage, str]]:
     def raw(**fields) -> Image:
-        msg = array_to_image(good, "rgb8", peer.header("bad"))
+        msg = array_to_image(two_classes(64, 128), "rgb8", peer.header("bad"))
         for key, value in fields.items():
             setattr(msg, key, value)
         return msg
 
+    jpeg = "camera/image_raw/compressed"
     return [
-        ("camera/image_raw", raw(encoding="yuv444_unknown")),
-        ("camera/image_raw", raw(data=bytes(100))),  # truncated
-        ("camera/image_raw", raw(data=bytes(64 * 128 * 3 + 7))),  # too long
-        ("camera/image_raw", raw(height=0, width=0, step=0, data=b"")),  # zero size
-        ("camera/image_raw", raw(height=1 << 20, width=1 << 20, step=3 << 20)),  # absurd
-        ("camera/image_raw", raw(height=4, width=4, step=12, data=bytes(48))),  # < patch
-        (
-            "camera/image_raw/compressed",
-            CompressedImage(header=peer.header("bad"), format="jpeg", data=b"\xff\xd8garbage"),
-        ),
+        ("camera/image_raw", raw(encoding="yuv444_unknown"), "unsupported image encoding"),
+        ("camera/image_raw", raw(data=bytes(100)), "too short"),
+        ("camera/image_raw", raw(data=bytes(64 * 128 * 3 + 7)), "too long"),
+        ("camera/image_raw", raw(height=0, width=0, step=0, data=b""), "empty"),
+        ("camera/image_raw", raw(height=1 << 20, width=1 << 20, step=3 << 20), "over the limit"),
+        ("camera/image_raw", raw(height=4, width=4, step=12, data=bytes(48)), "patch size"),
+        (jpeg, CompressedImage(format="jpeg", data=b"\xff\xd8garbage"), "not an image"),
+        (jpeg, CompressedImage(format="jpeg", data=b""), "is empty"),
     ]
 
 
-def test_bad_input_is_counted_and_the_next_good_frame_is_processed(ros, tmp_path) -> None:
-    peer, env = ros
+def test_bad_frames_are_counted_and_named_and_the_next_good_one_is_processed(
+    ros, monkeypatch, capfd
+) -> None:
+    peer, _ = ros
+    use_fake_engine(monkeypatch)
     params = {
-        **FAST_WHOLE,
+        **FAKE,
         "cameras": ["camera", "jpeg"],
         "jpeg": {"image_topic": "camera/image_raw", "transport": "compressed"},
     }
-    node = NodeProcess(tmp_path, params, env)
-    try:
-        _listen_outputs(peer, "camera")
-        peer.listen("/diagnostics", DiagnosticArray)
-        peer.wait_for_subscriber("camera/image_raw", Image)
+    with node_in_process(peer, params) as node:
+        _start(peer, node, {"camera": Image}, ("mask",))
         peer.wait_for_subscriber("camera/image_raw/compressed", CompressedImage)
-        bad = _bad_frames(peer)
-        for count, (topic, msg) in enumerate(bad, start=1):
-            msg.header = peer.header("bad")  # fresh: older than max_age would count as stale
-            peer.publish(topic, msg)
+        counts = {"camera": 0, "jpeg": 0}
+        for topic, msg, reason in _bad_frames(peer):
             camera = "jpeg" if topic.endswith("compressed") else "camera"
-            raw_count = sum(1 for t, _ in bad[:count] if not t.endswith("compressed"))
-            expected = str(raw_count if camera == "camera" else count - raw_count)
-            wait_until(
-                lambda c=camera, e=expected: (
-                    (peer.diagnostics(c) or {}).get("dropped_bad_input") == e
-                ),
-                30,
-                f"bad frame {count} counted",
-                lambda c=camera: (peer.diagnostics(c), node.log()[-1500:]),
-            )
-        assert node.alive()
-        good = array_to_image(camera_frame(64, 128), "rgb8", peer.header("good"))
-        peer.publish("camera/image_raw", good)
-        topic = OUT.format(camera="camera", kind="mask")
-        wait_until(
-            lambda: any(m.header.frame_id == "good" for m in peer.messages(topic)),
-            60,
-            "the good frame's mask",
-        )
-        assert all(m.header.frame_id == "good" for m in peer.messages(topic))
-        log = node.log()
+            counts[camera] += 1
+            msg.header = peer.header("bad")
+            peer.publish(topic, msg)
+            diag = _wait_diag(peer, camera, dropped_bad_input=counts[camera], published=0)
+            assert reason in diag["last_error"], diag["last_error"]
+        peer.publish("camera/image_raw", array_to_image(two_classes(), "rgb8", peer.header("ok")))
+        masks = _wait_for(peer, "camera", "mask", 1)
+        assert [m.header.frame_id for m in masks] == ["ok"]
+        log = capfd.readouterr().err
         assert "skipped a bad frame" in log and "Traceback" not in log
-    finally:
-        node.stop()
 
 
-def test_checkpoint_supplies_the_architecture(ros, tmp_path) -> None:
-    peer, env = ros
+def _wait_diag(peer, camera: str, **expected: int) -> dict[str, str]:
+    def matches() -> bool:
+        values = peer.diagnostics(camera) or {}
+        return all(values.get(key) == str(value) for key, value in expected.items())
+
+    wait_until(matches, 30, f"{camera} diagnostics {expected}", lambda: peer.diagnostics(camera))
+    return peer.diagnostics(camera)
+
+
+def test_a_checkpoint_supplies_the_architecture(ros, tmp_path, caplog) -> None:
+    peer, _ = ros
     checkpoint = save_checkpoint(build_model("tiny"), tmp_path / "tiny.safetensors")
-    params = {**FAST_WHOLE, "checkpoint": str(checkpoint)}
-    del params["model"]  # empty: the architecture comes from the checkpoint
-    node = NodeProcess(tmp_path, params, env)
-    try:
-        _listen_outputs(peer, "camera")
-        peer.wait_for_subscriber("camera/image_raw", Image)
-        peer.publish(
-            "camera/image_raw", array_to_image(camera_frame(128, 256), "rgb8", peer.header("w"))
-        )
-        topic = OUT.format(camera="camera", kind="info")
-        wait_until(lambda: peer.messages(topic), 60, "info")
-        info = peer.messages(topic)[0]
+    params = {**RELIABLE, "checkpoint": str(checkpoint), "inference": {"mode": "whole"}}
+    with caplog.at_level(logging.WARNING), node_in_process(peer, params) as node:
+        _start(peer, node, {"camera": Image}, ("info", "mask"))
+        peer.publish("camera/image_raw", array_to_image(two_classes(), "rgb8", peer.header("w")))
+        info = _wait_for(peer, "camera", "info", 1)[0]
         assert (info.model, info.checkpoint) == ("tiny", str(checkpoint))
-        assert "RANDOM" not in node.log()
-    finally:
-        node.stop()
+        assert max(_wait_for(peer, "camera", "mask", 1)[0].data) < 19
+    assert "RANDOM" not in caplog.text
+
+
+def _engine_status(peer) -> dict[str, str] | None:
+    for array in reversed(peer.messages("/diagnostics")):
+        for status in array.status:
+            if status.name.endswith(": engine"):
+                return {kv.key: kv.value for kv in status.values}
+    return None
+
+
+def test_an_onnx_checkpoint_runs_on_onnxruntime(ros, tiny_onnx) -> None:
+    peer, _ = ros
+    params = {
+        **RELIABLE,
+        "checkpoint": str(tiny_onnx[1]),  # model and backend empty: the .onnx file decides
+        "onnxruntime": {"threads": 1},
+        "inference": {"mode": "whole"},  # whole_size: the model's static 64x64
+    }
+    with node_in_process(peer, params) as node:
+        _start(peer, node, {"camera": Image}, ("info", "mask"))
+        peer.publish("camera/image_raw", array_to_image(two_classes(), "rgb8", peer.header("x")))
+        info = _wait_for(peer, "camera", "info", 1)[0]
+        assert (info.model, info.checkpoint) == ("tiny", str(tiny_onnx[1]))
+        mask = _wait_for(peer, "camera", "mask", 1)[0]
+        assert (mask.height, mask.width, mask.header.frame_id) == (128, 256, "x")
+        wait_until(lambda: (_engine_status(peer) or {}).get("active") == "True", 10, "engine")
+        status = _engine_status(peer)
+        assert status["backend"] == "onnxruntime" and "providers cpu" in status["engine"]
+        assert "1 threads" in status["engine"] and status["batch_size"] == "4"
+
+
+def test_an_onnx_file_without_vltseg_metadata_fails_activate(ros, capfd, no_metadata_onnx):
+    peer, _ = ros
+    with node_in_process(peer, {**RELIABLE, "checkpoint": str(no_metadata_onnx)}) as node:
+        capfd.readouterr()
+        assert not autostart(node) and state(node) == "inactive"
+        time.sleep(0.2)
+        errors = [line for line in capfd.readouterr().err.splitlines() if "[ERROR]" in line]
+        assert len(errors) == 1 and "activate failed: " in errors[0]
+        assert "carries no vltseg_ros metadata" in errors[0]

@@ -5,7 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
+from vltseg_ros.ros.health import CameraHealth
 from vltseg_ros.ros.scheduling import FrameScheduler
+
+
+def cameras(*names: str) -> dict[str, CameraHealth]:
+    return {name: CameraHealth(f"camera {name}") for name in names}
 
 
 class FakeClock:
@@ -18,24 +23,26 @@ class FakeClock:
 
 def test_newest_frame_wins_and_replaced_frames_count_as_busy() -> None:
     clock = FakeClock()
-    scheduler = FrameScheduler(["front", "rear"], max_age=1.0, clock=clock)
+    health = cameras("front", "rear")
+    scheduler = FrameScheduler(health, max_age=1.0, clock=clock)
     for i in range(5):
         scheduler.submit("front", f"f{i}", stamp=clock.now)
     scheduler.submit("rear", "r0", stamp=clock.now)
     batch = scheduler.next_batch(timeout=0.1)
     assert [(f.camera, f.message) for f in batch] == [("front", "f4"), ("rear", "r0")]
-    counters = scheduler.counters()
-    assert (counters["front"].received, counters["front"].dropped_busy) == (5, 4)
-    assert (counters["front"].taken, counters["rear"].taken) == (1, 1)
+    front = health["front"].counts()
+    assert (front["received"], front["dropped_busy"]) == (5, 4)
+    assert health["rear"].counts() == {**front, "received": 1, "dropped_busy": 0}
     assert scheduler.next_batch(timeout=0.01) == []  # slots were emptied
 
 
 def test_stale_frames_are_dropped_and_counted() -> None:
     clock = FakeClock()
-    scheduler = FrameScheduler(["cam"], max_age=0.5, clock=clock)
+    health = cameras("cam")
+    scheduler = FrameScheduler(health, max_age=0.5, clock=clock)
     scheduler.submit("cam", "old", stamp=clock.now - 2.0)
     assert scheduler.next_batch(timeout=0.01) == []
-    assert scheduler.counters()["cam"].dropped_stale == 1
+    assert health["cam"].counts()["dropped_stale"] == 1
     scheduler.submit("cam", "fresh", stamp=clock.now - 0.1)
     assert [f.message for f in scheduler.next_batch(timeout=0.01)] == ["fresh"]
     # an unset stamp (0) falls back to the receipt time
@@ -49,13 +56,15 @@ def test_stale_frames_are_dropped_and_counted() -> None:
 
 def test_max_age_zero_disables_the_check() -> None:
     clock = FakeClock()
-    scheduler = FrameScheduler(["cam"], max_age=0.0, clock=clock)
+    health = cameras("cam")
+    scheduler = FrameScheduler(health, max_age=0.0, clock=clock)
     scheduler.submit("cam", "ancient", stamp=1.0)
     assert len(scheduler.next_batch(timeout=0.01)) == 1
 
 
 def test_submit_never_waits_on_a_busy_worker_and_close_wakes_it() -> None:
-    scheduler = FrameScheduler(["cam"], max_age=0.0, clock=time.monotonic)
+    health = cameras("cam")
+    scheduler = FrameScheduler(health, max_age=0.0, clock=time.monotonic)
     taken: list[str] = []
     slow = threading.Event()
 
@@ -79,16 +88,15 @@ def test_submit_never_waits_on_a_busy_worker_and_close_wakes_it() -> None:
     scheduler.close()
     thread.join(timeout=2.0)
     assert not thread.is_alive()
-    counters = scheduler.counters()["cam"]
-    assert counters.received == 200
-    assert counters.taken == len(taken) < 10
-    assert counters.taken + counters.dropped_busy == 200
+    counts = health["cam"].counts()
+    assert counts["received"] == 200 and len(taken) < 10
+    assert len(taken) + counts["dropped_busy"] == 200
     assert taken[-1] == "199"  # the newest frame was the one processed last
 
 
 def test_batch_window_waits_for_the_other_cameras() -> None:
     scheduler = FrameScheduler(
-        ["front", "rear"], max_age=0.0, clock=time.monotonic, batch_window=0.5
+        cameras("front", "rear"), max_age=0.0, clock=time.monotonic, batch_window=0.5
     )
 
     def late_rear() -> None:
@@ -109,7 +117,8 @@ def test_batch_window_waits_for_the_other_cameras() -> None:
 
 
 def test_single_camera_never_waits_for_the_window() -> None:
-    scheduler = FrameScheduler(["cam"], max_age=0.0, clock=time.monotonic, batch_window=5.0)
+    health = cameras("cam")
+    scheduler = FrameScheduler(health, max_age=0.0, clock=time.monotonic, batch_window=5.0)
     scheduler.submit("cam", "x", stamp=0.0)
     start = time.monotonic()
     assert len(scheduler.next_batch(timeout=1.0)) == 1

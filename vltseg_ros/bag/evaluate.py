@@ -8,11 +8,9 @@ are segmented (and timed) but not scored.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ from vltseg_ros.errors import BagError, ConfigError
 from vltseg_ros.evaluation.metrics import ConfusionMatrix
 from vltseg_ros.evaluation.report import EvaluationReport
 from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.outputs import OutputSettings
 
 LOG = logging.getLogger(__name__)
 Progress = Callable[[Iterable, int], Iterable]
@@ -43,8 +42,9 @@ class BagEvalOptions:
         label_topic: label topic; None: the bag's only "label" topic, if any.
         labels_dir: labels folder matched to frames by order (instead of a label topic).
         mask_topic: score the masks (mono8) of this topic instead of running a model.
-        threshold: confidence below which a pixel is unlabeled (255, a miss).
-        frames_per_batch: frames segmented per ``predict_batch`` call.
+        outputs: the confidence threshold (a pixel below it is unlabeled, 255: a miss), how
+            scores reach the frame's size, and what the written bag holds (masks are always
+            scored at the frame's resolution).
         write_bag: write the frames and segmentation outputs into this new bag.
     """
 
@@ -52,16 +52,11 @@ class BagEvalOptions:
     label_topic: str | None = None
     labels_dir: Path | None = None
     mask_topic: str | None = None
-    threshold: float = 0.0
-    frames_per_batch: int = 4
+    outputs: OutputSettings = field(default_factory=OutputSettings)
     write_bag: Path | None = None
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` for conflicting or out-of-range options."""
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
-        if self.frames_per_batch < 1:
-            raise ConfigError(f"frames_per_batch must be >= 1, got {self.frames_per_batch}")
+        """Raise :class:`ConfigError` for conflicting options."""
         if self.label_topic and self.labels_dir:
             raise ConfigError("give a label topic or a labels folder, not both")
         scored = self.mask_topic or self.image_topic
@@ -117,17 +112,11 @@ def evaluate_bag(
         checkpoint=checkpoint,
     )
     writer = _output_writer(bag, topics, options, segmenter, report)
-    batches = _batched(_with_progress(frames, topics.image_count, progress), options)
+    frames = _with_progress(frames, topics.image_count, progress)
+    stream = ((frame, frame.image, frame.color_order, None) for frame in frames)
+    predict = {**options.outputs.predict_options(), "output_size": None}
     try:
-        for batch in batches:
-            start = time.perf_counter()
-            results = segmenter.predict_batch(
-                [frame.image for frame in batch],
-                [frame.color_order for frame in batch],
-                confidence_threshold=options.threshold,
-                summarize=writer is not None,
-            )
-            seconds = time.perf_counter() - start
+        for batch, results, seconds in segmenter.predict_stream(stream, **predict):
             for frame, result in zip(batch, results, strict=True):
                 report.latencies_ms.append(1e3 * seconds / len(batch))
                 label = frame.label if labels is None else _next_label(labels, frame)
@@ -250,9 +239,9 @@ def _output_writer(
         image_type=topics.image_type,
         label_topic=topics.label_topic,
         class_set=segmenter.class_set,
+        settings=options.outputs,
         model=report.model,
         checkpoint=report.checkpoint,
-        threshold=options.threshold,
     )
 
 
@@ -288,12 +277,6 @@ def _bag_metadata(bag: Path, mask_topic: str) -> tuple[tuple[str, ...], int, dic
 
 def _with_progress(items: Iterable, total: int, progress: Progress | None) -> Iterable:
     return items if progress is None else progress(items, total)
-
-
-def _batched(frames: Iterable[BagFrame], options: BagEvalOptions) -> Iterator[list[BagFrame]]:
-    iterator = iter(frames)
-    while batch := list(itertools.islice(iterator, options.frames_per_batch)):
-        yield batch
 
 
 def _log_unscored(report: EvaluationReport, total: int) -> None:

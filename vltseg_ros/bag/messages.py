@@ -7,9 +7,7 @@ the little-endian CDR bytes that ``BagWriter.write`` stores and that rclpy's
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -20,19 +18,11 @@ from vltseg_ros.bag.typestore import (
     SEGMENTATION_INFO,
     typestore,
 )
-from vltseg_ros.errors import InvalidImageError
-
-if TYPE_CHECKING:
-    from vltseg_ros.inference.summary import ResultSummary
+from vltseg_ros.image_messages import image_layout
+from vltseg_ros.outputs import FrameOutputs
 
 _NS = 1_000_000_000
-# encoding -> (dtype, channels or 0 for (H, W))
-_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
-    "mono8": (np.dtype(np.uint8), 0),
-    "rgb8": (np.dtype(np.uint8), 3),
-    "bgr8": (np.dtype(np.uint8), 3),
-    "32FC1": (np.dtype(np.float32), 0),
-}
+_FLOAT_ARRAYS = ("class_fraction", "class_mean_confidence")
 JPEG_FORMAT = "rgb8; jpeg compressed bgr8"
 """CompressedImage.format of a color JPEG, as image_transport's compressed plugin writes it."""
 
@@ -50,39 +40,14 @@ def stamp_to_ns(stamp: object) -> int:
 
 
 def image_cdr(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> bytes:
-    """CDR of a sensor_msgs/Image holding ``array``.
-
-    Args:
-        array: uint8 (H, W) for mono8, uint8 (H, W, 3) for rgb8 / bgr8 (channels in that
-            order), float32 (H, W) for 32FC1 (native byte order, recorded in is_bigendian).
-        encoding: mono8, rgb8, bgr8 or 32FC1.
+    """CDR of a sensor_msgs/Image holding ``array`` (see
+    :func:`vltseg_ros.image_messages.image_layout` for the encodings and shapes).
 
     Raises:
         InvalidImageError: unknown encoding, or an array whose dtype or shape does not fit.
     """
-    if encoding not in _ENCODINGS:
-        raise InvalidImageError(
-            f"cannot write encoding {encoding!r}; use one of {', '.join(_ENCODINGS)}"
-        )
-    dtype, channels = _ENCODINGS[encoding]
-    array = np.asarray(array)
-    shape_ok = array.ndim == 2 if channels == 0 else array.ndim == 3 and array.shape[2] == 3
-    if array.dtype != dtype or not shape_ok or 0 in array.shape:
-        expected = "(H, W)" if channels == 0 else "(H, W, 3)"
-        raise InvalidImageError(
-            f"{encoding} image must be {dtype} {expected}, got {array.dtype} {array.shape}"
-        )
-    height, width = array.shape[:2]
-    data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-    msg = typestore().types[IMAGE](
-        header=header(stamp_ns, frame_id),
-        height=height,
-        width=width,
-        encoding=encoding,
-        is_bigendian=int(sys.byteorder == "big" and dtype.itemsize > 1),
-        step=data.size // height,
-        data=data,
-    )
+    layout = image_layout(np.asarray(array), encoding)
+    msg = typestore().types[IMAGE](header=header(stamp_ns, frame_id), **layout._asdict())
     return bytes(typestore().serialize_cdr(msg, IMAGE))
 
 
@@ -125,43 +90,21 @@ def camera_info_cdr(
     return bytes(typestore().serialize_cdr(msg, CAMERA_INFO))
 
 
-def segmentation_info_cdr(
-    stamp_ns: int,
-    frame_id: str,
-    *,
-    camera: str,
-    model: str,
-    checkpoint: str,
-    class_names: Sequence[str],
-    summary: ResultSummary,
-    shape: tuple[int, int],
-    confidence_threshold: float,
-    inference_latency: float,
-    end_to_end_latency: float,
-    batch_frames: int,
-) -> bytes:
-    """CDR of a vltseg_ros/msg/SegmentationInfo, filled as the node fills it.
-
-    Args:
-        summary: the result's per-class fractions and confidences (:class:`ResultSummary`).
-        shape: (height, width) of the mask.
-        inference_latency, end_to_end_latency: seconds.
-    """
+def segmentation_info_cdr(stamp_ns: int, frame_id: str, fields: dict[str, Any]) -> bytes:
+    """CDR of a vltseg_ros/msg/SegmentationInfo with ``fields`` (those of
+    :attr:`vltseg_ros.outputs.FrameOutputs.info`)."""
+    arrays = {k: np.asarray(fields[k], np.float32) for k in _FLOAT_ARRAYS}
     msg = typestore().types[SEGMENTATION_INFO](
-        header=header(stamp_ns, frame_id),
-        camera=camera,
-        model=model,
-        checkpoint=checkpoint,
-        height=int(shape[0]),
-        width=int(shape[1]),
-        class_names=list(class_names),
-        class_fraction=np.asarray(summary.class_fraction, dtype=np.float32),
-        class_mean_confidence=np.asarray(summary.class_mean_confidence, dtype=np.float32),
-        unlabeled_fraction=float(summary.unlabeled_fraction),
-        mean_confidence=float(summary.mean_confidence),
-        confidence_threshold=float(confidence_threshold),
-        inference_latency=float(inference_latency),
-        end_to_end_latency=float(end_to_end_latency),
-        batch_frames=int(batch_frames),
+        header=header(stamp_ns, frame_id), **{**fields, **arrays}
     )
     return bytes(typestore().serialize_cdr(msg, SEGMENTATION_INFO))
+
+
+def outputs_cdr(outputs: FrameOutputs, stamp_ns: int, frame_id: str) -> dict[str, bytes]:
+    """output -> CDR bytes of one frame's outputs (mask, confidence, overlay if any, info)."""
+    cdr = {
+        name: image_cdr(array, encoding, stamp_ns, frame_id)
+        for name, (array, encoding) in outputs.images().items()
+    }
+    cdr["info"] = segmentation_info_cdr(stamp_ns, frame_id, outputs.info)
+    return cdr

@@ -1,11 +1,11 @@
 """A bag of segmentation results: the input frames plus the node's output topics.
 
-For an image topic ``<ns>/image_raw`` (or ``<ns>/image_raw/compressed``) the outputs go to
-``<ns>/segmentation/mask`` (mono8 train ids, 255 = below the threshold), ``.../confidence``
-(32FC1 in [0, 1]), ``.../overlay`` (rgb8) and ``.../info`` (vltseg_ros/msg/SegmentationInfo),
-each with the input image's header and log time. The input images are copied byte for byte
-and the labels (from the bag, or from a labels folder as mono8 on ``<ns>/labels``) beside
-them, so the written bag can be scored again with ``vltseg bag-eval --mask-topic``.
+For an image topic ``<ns>/image_raw`` (or ``<ns>/image_raw/compressed``) the outputs go where
+the node publishes them (:func:`vltseg_ros.outputs.output_topic` of ``<ns>``): mask,
+confidence, overlay and info, built by :func:`vltseg_ros.outputs.frame_outputs`, each with the
+input image's header and log time. The input images are copied byte for byte and the labels
+(from the bag, or from a labels folder as mono8 on ``<ns>/labels``) beside them, so the written
+bag can be scored again with ``vltseg bag-eval --mask-topic``.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vltseg_ros.bag.messages import image_cdr, segmentation_info_cdr
+from vltseg_ros.bag.messages import image_cdr, outputs_cdr
 from vltseg_ros.bag.reading import BagFrame
 from vltseg_ros.bag.topics import camera_name, output_namespace
 from vltseg_ros.bag.typestore import IMAGE, SEGMENTATION_INFO
 from vltseg_ros.bag.writing import BagWriter, Storage
 from vltseg_ros.config import ClassSetConfig
 from vltseg_ros.inference.predictor import SegmentationResult
-from vltseg_ros.visualize import overlay
+from vltseg_ros.outputs import OutputSettings, frame_outputs, output_topic
 
 
 class SegmentationBagWriter:
@@ -33,9 +33,9 @@ class SegmentationBagWriter:
         image_topic, image_type: the input camera topic and its type.
         label_topic: where labels are written (None: ``<ns>/labels`` when a frame has one).
         class_set: class names and palette (overlay colors, info class names).
+        settings: the threshold the masks were made with, the confidence encoding, the
+            overlay's alpha.
         model, checkpoint: reported in every info message ("" checkpoint = random weights).
-        threshold: the confidence threshold the masks were made with.
-        alpha: overlay color weight.
     """
 
     def __init__(
@@ -47,27 +47,20 @@ class SegmentationBagWriter:
         image_type: str,
         label_topic: str | None,
         class_set: ClassSetConfig,
+        settings: OutputSettings,
         model: str,
         checkpoint: str,
-        threshold: float,
-        alpha: float = 0.5,
     ) -> None:
         namespace = output_namespace(image_topic)
         self.camera = camera_name(image_topic)
         self.topics = {
-            kind: f"{namespace}/segmentation/{kind}"
+            kind: output_topic(namespace, kind)
             for kind in ("mask", "confidence", "overlay", "info")
         }
         self.image_topic = image_topic
         self.label_topic = label_topic or f"{namespace}/labels"
-        self._fields = {
-            "model": model,
-            "checkpoint": checkpoint,
-            "class_names": list(class_set.names),
-            "confidence_threshold": threshold,
-        }
-        self._class_set = class_set
-        self._alpha = alpha
+        self._info = {"camera": self.camera, "model": model, "checkpoint": checkpoint}
+        self._class_set, self._settings = class_set, settings
         self._writer = BagWriter(path, storage)
         self._writer.add_topic(image_topic, image_type)
         for kind, topic in self.topics.items():
@@ -99,33 +92,27 @@ class SegmentationBagWriter:
         message = frame.message
         stamp, frame_id, log_time = message.stamp_ns, message.frame_id, message.log_time_ns
         self._writer.write(self.image_topic, log_time, message.cdr)
-        if frame.label_message is not None:
+        if frame.label_message is not None or label is not None:
             self._writer.add_topic(self.label_topic, IMAGE)
-            self._writer.write(self.label_topic, log_time, frame.label_message.cdr)
-        elif label is not None:
-            self._writer.add_topic(self.label_topic, IMAGE)
-            self._writer.write(
-                self.label_topic, log_time, image_cdr(label, "mono8", stamp, frame_id)
+            cdr = (
+                frame.label_message.cdr
+                if label is None
+                else image_cdr(label, "mono8", stamp, frame_id)
             )
-        rgb = frame.image if frame.color_order == "rgb" else frame.image[..., ::-1]
-        blended = overlay(rgb, result.labels, self._class_set, alpha=self._alpha)
-        outputs = {
-            "mask": image_cdr(result.labels, "mono8", stamp, frame_id),
-            "confidence": image_cdr(result.confidence, "32FC1", stamp, frame_id),
-            "overlay": image_cdr(blended, "rgb8", stamp, frame_id),
-            "info": segmentation_info_cdr(
-                stamp,
-                frame_id,
-                camera=self.camera,
-                summary=result.summary,
-                shape=result.labels.shape,
-                inference_latency=batch_seconds,
-                end_to_end_latency=batch_seconds,
-                batch_frames=batch_frames,
-                **self._fields,
-            ),
-        }
-        for kind, cdr in outputs.items():
+            self._writer.write(self.label_topic, log_time, cdr)
+        outputs = frame_outputs(
+            result,
+            frame.image,
+            frame.color_order,
+            self._settings,
+            class_set=self._class_set,
+            with_overlay=True,
+            inference_latency=batch_seconds,
+            end_to_end_latency=batch_seconds,
+            batch_frames=batch_frames,
+            **self._info,
+        )
+        for kind, cdr in outputs_cdr(outputs, stamp, frame_id).items():
             self._writer.write(self.topics[kind], log_time, cdr)
 
     def close(self) -> None:

@@ -16,14 +16,16 @@ from tqdm import tqdm
 from vltseg_ros.bag import require_rosbags
 from vltseg_ros.cli.common import (
     add_model_arguments,
-    engine_options,
-    inference_overrides,
+    add_options,
     load_segmenter,
+    options_from,
     warn_random_weights,
 )
 from vltseg_ros.config import DEFAULT_MODEL
-from vltseg_ros.engines import resolve_backend
 from vltseg_ros.evaluation.report import markdown_table, write_report
+from vltseg_ros.inference.settings import SegmenterSettings
+from vltseg_ros.options import values_of
+from vltseg_ros.outputs import OutputSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,12 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also write the frames and <camera>/segmentation/{mask,confidence,overlay,info} "
         "into this new bag (storage: its .mcap / .db3 suffix, else the input's)",
     )
-    parser.add_argument(
-        "--threshold", type=float, default=0.0, help="confidence below which label is 255"
-    )
-    parser.add_argument(
-        "--frames-per-batch", type=int, default=4, help="frames per inference call (default 4)"
-    )
+    add_options(parser, OutputSettings, ("confidence_threshold", "confidence_encoding"))
     live = parser.add_argument_group(
         "live replay: play the bag into a vltseg_node process and score what it publishes"
     )
@@ -102,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
         label_topic=args.label_topic,
         labels_dir=args.labels,
         mask_topic=args.mask_topic,
-        threshold=args.threshold,
-        frames_per_batch=args.frames_per_batch,
+        outputs=options_from(args, OutputSettings),
         write_bag=args.write_bag,
     )
     options.validate()
@@ -125,10 +121,7 @@ def run(args: argparse.Namespace) -> int:
     paths = write_report(report, out)
     print(markdown_table(report))
     if not args.mask_topic:
-        print(
-            f"latency = engine time per frame (batch time / {args.frames_per_batch} frames per "
-            "batch), decoding excluded"
-        )
+        print("latency = engine time per frame (batch time / frames in it), decoding excluded")
     if args.write_bag:
         print(f"segmented bag: {args.write_bag}")
     print(f"report: {paths['markdown'].parent}")
@@ -146,13 +139,15 @@ def _run_live(args: argparse.Namespace) -> int:
         return 2
     from vltseg_ros.ros.replay import run_live_replay
 
-    if not args.checkpoint:
-        warn_random_weights(args.model or DEFAULT_MODEL)
+    settings = options_from(args, SegmenterSettings)
+    settings.check()
+    if not settings.checkpoint:
+        warn_random_weights(settings.model or DEFAULT_MODEL)
     out = args.out or default_out_dir(args.bag)
     report = run_live_replay(
         args.bag,
         out,
-        node_overrides(args),
+        node_overrides(settings, options_from(args, OutputSettings)),
         rate=args.rate,
         lockstep=args.lockstep,
         output_bag=args.write_bag,
@@ -167,29 +162,9 @@ def _run_live(args: argparse.Namespace) -> int:
     return 0
 
 
-def node_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """vltseg_node parameters equal to the command's model and inference options."""
-    params: dict[str, object] = {
-        "model": args.model or "",
-        "checkpoint": str(args.checkpoint or ""),
-        "backend": resolve_backend(args.backend, args.checkpoint),
-        "device": args.device,
-        "precision": args.precision,
-        "batch_size": args.batch_size,
-        "confidence_threshold": args.threshold,
-    }
-    onnx = engine_options(args)
-    if onnx:
-        params["onnxruntime"] = {
-            key: str(value) if isinstance(value, Path) else value for key, value in onnx.items()
-        }
-    inference = {
-        key: list(value) if isinstance(value, tuple) else value
-        for key, value in inference_overrides(args).items()
-    }
-    if inference:
-        params["inference"] = inference
-    return params
+def node_overrides(settings: SegmenterSettings, outputs: OutputSettings) -> dict[str, object]:
+    """vltseg_node parameters equal to the command's model, inference and output options."""
+    return {**values_of(settings), **values_of(outputs)}
 
 
 def default_out_dir(bag: Path) -> Path:

@@ -55,12 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--limit", type=int, metavar="N", help="only the first N frames of each domain"
     )
-    parser.add_argument(
-        "--frames-per-batch",
-        type=int,
-        default=1,
-        help="frames per inference call; their crops are batched together (default 1)",
-    )
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -69,16 +63,12 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate every data set, write the reports and the summary, print it; returns 0."""
     datasets = open_datasets(args.dataset, args.split, args.conditions)
     frames = {spec: frame_counts(dataset, args.limit) for spec, dataset in datasets.items()}
-    if args.frames_per_batch < 1:
-        raise ConfigError(f"--frames-per-batch must be >= 1, got {args.frames_per_batch}")
     segmenter = load_segmenter(args)  # after the data checks: big models take a while
     checkpoint = str(args.checkpoint or "")
     reports: dict[str, EvaluationReport] = {}
     try:
         for spec, dataset in datasets.items():
-            matrices = evaluate_dataset(
-                segmenter, dataset, batch_frames=args.frames_per_batch, limit=args.limit
-            )
+            matrices = evaluate_dataset(segmenter, dataset, limit=args.limit)
             reports |= domain_reports(
                 matrices,
                 frames[spec],

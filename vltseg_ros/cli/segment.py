@@ -11,10 +11,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from vltseg_ros.cli.common import add_model_arguments, load_segmenter
+from vltseg_ros.cli.common import add_model_arguments, add_options, load_segmenter, options_from
 from vltseg_ros.errors import ConfigError, InvalidImageError
 from vltseg_ros.image_files import read_image_file
 from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.outputs import OutputSettings
 from vltseg_ros.samples import synthetic_street_scene
 from vltseg_ros.visualize import confidence_to_uint8, overlay
 
@@ -27,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "segment",
         help="segment image files",
         description="Segment images; for each IMAGE write <stem>_labels.png (uint8 train ids, "
-        "255 = below --threshold), <stem>_confidence.png (uint8, confidence x 255) and "
-        "<stem>_overlay.png (class colors over the image) into --out.",
+        "255 = below --confidence-threshold), <stem>_confidence.png (uint8, confidence x 255) "
+        "and <stem>_overlay.png (class colors over the image) into --out.",
     )
     parser.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="image files")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
@@ -37,10 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also segment a generated 1024x512 street scene (written as synthetic.png)",
     )
-    parser.add_argument(
-        "--threshold", type=float, default=0.0, help="confidence below which label is 255"
-    )
-    parser.add_argument("--alpha", type=float, default=0.5, help="overlay color weight")
+    add_options(parser, OutputSettings, ("confidence_threshold", "overlay_alpha"))
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -58,11 +56,12 @@ def run(args: argparse.Namespace) -> int:
         image, _ = synthetic_street_scene(512, 1024, seed=0)
         inputs.append(args.out / "synthetic.png")
         _write(inputs[-1], image[..., ::-1])
+    outputs = options_from(args, OutputSettings)
     segmenter = load_segmenter(args)
     failures = 0
     for path, stem in tqdm(list(zip(inputs, _unique_stems(inputs), strict=True)), unit="image"):
         try:
-            _segment_one(segmenter, read_image_file(path), args, stem)
+            _segment_one(segmenter, read_image_file(path), outputs, f"{args.out}/{stem}")
         except InvalidImageError as exc:
             LOG.error("%s; skipped", exc)
             failures += 1
@@ -74,14 +73,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _segment_one(
-    segmenter: Segmenter, bgr: np.ndarray, args: argparse.Namespace, stem: str
+    segmenter: Segmenter, bgr: np.ndarray, settings: OutputSettings, prefix: str
 ) -> None:
-    result = segmenter.predict(bgr, "bgr", confidence_threshold=args.threshold)
+    result = segmenter.predict(bgr, "bgr", confidence_threshold=settings.confidence_threshold)
     rgb = np.ascontiguousarray(bgr[..., ::-1])
-    blended = overlay(rgb, result.labels, segmenter.class_set, alpha=args.alpha)
-    _write(args.out / f"{stem}_labels.png", result.labels)
-    _write(args.out / f"{stem}_confidence.png", confidence_to_uint8(result.confidence))
-    _write(args.out / f"{stem}_overlay.png", blended[..., ::-1])
+    blended = overlay(rgb, result.labels, segmenter.class_set, alpha=settings.overlay_alpha)
+    _write(Path(f"{prefix}_labels.png"), result.labels)
+    _write(Path(f"{prefix}_confidence.png"), confidence_to_uint8(result.confidence))
+    _write(Path(f"{prefix}_overlay.png"), blended[..., ::-1])
 
 
 def _write(path: Path, image: np.ndarray) -> None:

@@ -1,7 +1,7 @@
 """Inference engines behind one interface: PyTorch and ONNX Runtime (TensorRT / CUDA / CPU).
 
     engine = create_engine("onnxruntime", checkpoint="model.onnx", device="cuda",
-                           precision="fp16", cache_dir="~/.cache/vltseg_trt")
+                           precision="fp16", options=OnnxRuntimeOptions(cache_dir="~/.trt"))
     segmenter = Segmenter(engine)
 
 :class:`Engine` (``base``) is the interface; :class:`TorchEngine` runs a :class:`VLTSeg`
@@ -11,7 +11,6 @@ PyTorch path never loads ONNX Runtime).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,7 @@ from vltseg_ros.engines.base import (
     resolve_backend,
     resolve_device,
 )
+from vltseg_ros.engines.options import EngineOptions, OnnxRuntimeOptions, TorchOptions
 from vltseg_ros.engines.torch_engine import TorchEngine
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.model.segmentor import VLTSeg
@@ -40,9 +40,13 @@ __all__ = [
     "PRECISIONS",
     "Backend",
     "Engine",
+    "EngineOptions",
     "OnnxRuntimeEngine",
+    "OnnxRuntimeOptions",
     "Precision",
     "TorchEngine",
+    "TorchOptions",
+    "check_model_for_backend",
     "create_engine",
     "resolve_backend",
     "resolve_device",
@@ -64,12 +68,8 @@ def create_engine(
     checkpoint: str | Path | None = None,
     device: str | torch.device = "cpu",
     precision: Precision = "fp32",
-    channels_last: bool = False,
-    compile: bool = False,
-    providers: str | Sequence[str] | None = None,
-    cache_dir: str | Path | None = None,
-    threads: int | None = None,
-    max_batch: int | None = None,
+    options: EngineOptions | None = None,
+    batch_size: int | None = None,
 ) -> Engine:
     """Build the engine for ``backend`` (None: chosen by :func:`resolve_backend`).
 
@@ -79,47 +79,38 @@ def create_engine(
             ``.onnx`` file carries its configuration).
         checkpoint: pytorch: ``.safetensors`` / ``.pt`` weights; onnxruntime: the ``.onnx``.
         device, precision: see :func:`resolve_device`.
-        channels_last, compile: pytorch only (see :class:`TorchEngine`).
-        providers, cache_dir, threads: onnxruntime only (see :class:`OnnxRuntimeEngine`);
-            None = unset.
-        max_batch: most inputs per network call, both backends (see the engines).
+        options: :class:`TorchOptions` or :class:`OnnxRuntimeOptions`, of ``backend``'s kind;
+            None = its defaults.
+        batch_size: most inputs per call (see the engines).
 
     Raises:
         ConfigError: inconsistent backend, model, checkpoint or options; and the errors of
             the engines and of checkpoint loading.
     """
     backend = resolve_backend(backend, checkpoint)
+    kind = OnnxRuntimeOptions if backend == "onnxruntime" else TorchOptions
+    if options is not None and not isinstance(options, kind):
+        raise ConfigError(f"{type(options).__name__} do not apply to the {backend} backend")
+    check_model_for_backend(backend, model)
     if backend == "onnxruntime":
-        if model is not None:
-            raise ConfigError(
-                "a model name or config cannot be combined with the onnxruntime backend: the "
-                ".onnx file carries its architecture (leave --model / model empty)"
-            )
-        _refuse_options(backend, channels_last=channels_last, compile=compile)
         from vltseg_ros.engines.onnxruntime_engine import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(
-            checkpoint,
-            device,
-            precision,
-            providers=providers,
-            cache_dir=cache_dir,
-            threads=threads,
-            max_batch=max_batch,
-        )
-    _refuse_options(backend, providers=providers, cache_dir=cache_dir, threads=threads)
+        return OnnxRuntimeEngine(checkpoint, device, precision, options, batch_size=batch_size)
     if not isinstance(model, VLTSeg):
         model = _torch_model(model, checkpoint)
     elif checkpoint is not None:
         raise ConfigError("give either a built model or a checkpoint to load, not both")
-    return TorchEngine(
-        model,
-        device,
-        precision,
-        channels_last=channels_last,
-        compile=compile,
-        max_batch=max_batch,
-    )
+    return TorchEngine(model, device, precision, options, batch_size=batch_size)
+
+
+def check_model_for_backend(backend: Backend, model: object | None) -> None:
+    """Raise :class:`ConfigError` when a model is given to the onnxruntime backend (the .onnx
+    file carries its architecture)."""
+    if backend == "onnxruntime" and model is not None:
+        raise ConfigError(
+            "model: must be empty with the onnxruntime backend: the .onnx file carries its "
+            "architecture"
+        )
 
 
 def _torch_model(model: ModelConfig | str | Path | None, checkpoint: str | Path | None) -> VLTSeg:
@@ -131,9 +122,3 @@ def _torch_model(model: ModelConfig | str | Path | None, checkpoint: str | Path 
     if config is None:
         raise ConfigError("give a model name / config file, a checkpoint, or both")
     return VLTSeg(config)
-
-
-def _refuse_options(backend: Backend, **options: object) -> None:
-    given = [name for name, value in options.items() if value not in (None, False)]
-    if given:
-        raise ConfigError(f"option(s) {', '.join(given)} do not apply to the {backend} backend")

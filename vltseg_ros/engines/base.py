@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -52,8 +51,9 @@ class Engine(ABC):
         return None
 
     @property
-    def max_batch(self) -> int | None:
-        """Most inputs one call runs at once (a static-batch network), or None for no limit."""
+    def batch_size(self) -> int | None:
+        """Most inputs one call takes (the compiled or exported batch, the TensorRT profile's
+        largest), or None for any number. Splitting larger work is the Segmenter's job."""
         return None
 
     @property
@@ -93,6 +93,11 @@ class Engine(ABC):
         """Raise :class:`ConfigError` unless ``inputs`` fit :meth:`__call__`."""
         if inputs.ndim != 4 or inputs.shape[1] != 3 or inputs.shape[0] == 0:
             raise ConfigError(f"engine inputs must be (N, 3, h, w), got {tuple(inputs.shape)}")
+        if self.batch_size is not None and len(inputs) > self.batch_size:
+            raise ConfigError(
+                f"{len(inputs)} inputs in one call; the {self.name} engine takes at most "
+                f"batch_size {self.batch_size} (the Segmenter splits larger work)"
+            )
         if inputs.dtype != torch.float32 or inputs.device != self.device:
             raise ConfigError(
                 f"engine inputs must be float32 on {self.device}, got {inputs.dtype} on "
@@ -106,23 +111,12 @@ class Engine(ABC):
             )
 
 
-def run_in_batches(
-    inputs: Tensor, run: Callable[[Tensor], Tensor], step: int, pad_to: int | None = None
-) -> Tensor:
-    """Run (N, ...) ``inputs`` through ``run`` at most ``step`` at a time, and concatenate.
-
-    With ``pad_to`` (>= ``step``) every call gets exactly ``pad_to`` inputs: a shorter chunk is
-    padded with zeros at the end and the padding's outputs are dropped (for networks compiled
-    or exported for one batch size).
-    """
-    outputs = []
-    for start in range(0, len(inputs), step):
-        chunk = inputs[start : start + step]
-        count = len(chunk)
-        if pad_to is not None and count < pad_to:
-            chunk = torch.cat([chunk, chunk.new_zeros((pad_to - count, *chunk.shape[1:]))])
-        outputs.append(run(chunk)[:count])
-    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+def pad_batch(inputs: Tensor, size: int) -> Tensor:
+    """``inputs`` (N <= ``size``, ...) with zero inputs appended up to ``size`` (for networks
+    compiled or exported for one batch size; drop the padding's outputs with ``[:N]``)."""
+    if len(inputs) == size:
+        return inputs
+    return torch.cat([inputs, inputs.new_zeros((size - len(inputs), *inputs.shape[1:]))])
 
 
 def resolve_device(device: str | torch.device, precision: Precision) -> torch.device:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import logging
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +18,14 @@ import torch
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 from torch import Tensor
 
-from vltseg_ros.engines.base import Engine, Precision, resolve_device, run_in_batches
+from vltseg_ros.engines.base import Engine, Precision, pad_batch, resolve_device
+from vltseg_ros.engines.options import OnnxRuntimeOptions
 from vltseg_ros.engines.providers import (
     GPU_PROVIDERS,
     SHORT_NAMES,
     TENSORRT,
     NetworkShape,
     check_precision,
-    parse_providers,
     select_providers,
 )
 from vltseg_ros.errors import CheckpointError, ConfigError, EngineError, EngineOutOfMemoryError
@@ -53,16 +52,15 @@ class OnnxRuntimeEngine(Engine):
         device: ``cpu`` or ``cuda[:N]``.
         precision: ``fp32``, or ``fp16`` on CUDA (TensorRT fp16 kernels, or a model exported
             in fp16).
-        providers: execution providers in priority order (``tensorrt``, ``cuda``, ``cpu`` or
-            ONNX Runtime's names); None = every available one for the device, TensorRT first.
-        cache_dir: TensorRT engine / timing cache folder (created); None = no cache.
-        threads: CPU threads of one inference (``intra_op_num_threads``); None = ONNX
-            Runtime's default (all cores).
-        max_batch: most inputs per session run (None: the export's dynamic-batch limit);
-            larger inputs are split. With TensorRT and a dynamic-batch model it sets the
-            optimization profile (batches 1..max_batch; None: TensorRT builds again for every
-            new batch size). A static-batch model caps it at its batch and pads smaller
-            inputs.
+        options: ``providers`` in priority order (empty: every available one for the device,
+            TensorRT first), the TensorRT engine / timing ``cache_dir`` (created; empty: no
+            cache), CPU ``threads`` of one inference (``intra_op_num_threads``; 0: ONNX
+            Runtime's default, all cores).
+        batch_size: most inputs per call (None: the export's dynamic-batch limit). With
+            TensorRT and a dynamic-batch model it sets the optimization profile (batches
+            1..batch_size; None: TensorRT builds again for every new batch size). A
+            static-batch model has its exported batch (a larger one is capped) and pads
+            smaller inputs.
 
     Raises:
         CheckpointNotFoundError / CheckpointError: missing file, no vltseg metadata, not a
@@ -79,12 +77,11 @@ class OnnxRuntimeEngine(Engine):
         path: str | Path,
         device: str | torch.device = "cpu",
         precision: Precision = "fp32",
+        options: OnnxRuntimeOptions | None = None,
         *,
-        providers: str | Sequence[str] | None = None,
-        cache_dir: str | Path | None = None,
-        threads: int | None = None,
-        max_batch: int | None = None,
+        batch_size: int | None = None,
     ) -> None:
+        options = options or OnnxRuntimeOptions()
         self.path = Path(path)
         info = read_onnx_info(self.path)
         self.config = info.config
@@ -98,21 +95,21 @@ class OnnxRuntimeEngine(Engine):
         self._patch_size = tuple(info.patch_size)
         self._input_size = tuple(info.input_size)
         self._static_batch = info.batch
-        self._max_batch = min(max_batch or MAX_DYNAMIC_BATCH, info.batch or MAX_DYNAMIC_BATCH)
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
-        self.threads = threads
-        requested = parse_providers(providers or ())
-        options = select_providers(
+        self._batch_size = min(batch_size or MAX_DYNAMIC_BATCH, info.batch or MAX_DYNAMIC_BATCH)
+        self.cache_dir = options.cache_path
+        self.threads = options.threads or None
+        requested = options.provider_names
+        providers = select_providers(
             self.device,
             precision,
             ort.get_available_providers(),
-            NetworkShape(INPUT_NAME, self._input_size, info.batch, max_batch),
+            NetworkShape(INPUT_NAME, self._input_size, info.batch, batch_size),
             requested=requested,
             fp16_model=info.fp16,
             cache_dir=self.cache_dir,
         )
-        self._session: ort.InferenceSession | None = self._create_session(options)
-        self._check_session(options, bool(requested), info.fp16)
+        self._session: ort.InferenceSession | None = self._create_session(providers)
+        self._check_session(providers, bool(requested), info.fp16)
         self._providers = self._session.get_providers()
 
     @property
@@ -126,9 +123,9 @@ class OnnxRuntimeEngine(Engine):
         return self._input_size
 
     @property
-    def max_batch(self) -> int:
-        """The static batch, else ``max_batch`` as given (at most the export's dynamic limit)."""
-        return self._max_batch
+    def batch_size(self) -> int:
+        """The static batch, else ``batch_size`` as given (at most the export's dynamic limit)."""
+        return self._batch_size
 
     @property
     def providers(self) -> list[str]:
@@ -155,12 +152,10 @@ class OnnxRuntimeEngine(Engine):
         """(N, 3, h, w) float32 normalized inputs -> (N, C, h, w) float32 raw scores."""
         session = self._require_session()
         self.check_inputs(inputs)
-        return run_in_batches(
-            inputs.contiguous(),
-            lambda chunk: self._run(session, chunk),
-            self._max_batch,
-            self._static_batch,
-        )
+        count = len(inputs)
+        if self._static_batch is not None:
+            inputs = pad_batch(inputs, self._static_batch)
+        return self._run(session, inputs.contiguous())[:count]
 
     def close(self) -> None:
         """Release the session (and the GPU memory of its arena and engines)."""
@@ -218,7 +213,7 @@ class OnnxRuntimeEngine(Engine):
                 f"cached in {self.cache_dir}: later starts reuse it"
                 if self.cache_dir
                 else "no cache dir: every start builds again; set onnxruntime.cache_dir / "
-                "--trt-cache",
+                "--onnxruntime.cache-dir",
             )
         try:
             return ort.InferenceSession(

@@ -37,14 +37,14 @@ class NetworkShape:
         input_name: the graph input (``images``).
         input_size: static (h, w) of the input.
         static_batch: the batch the graph was exported with, or None for a dynamic batch.
-        max_batch: largest batch sent at once (dynamic batch only): TensorRT then builds one
-            engine for batches 1..max_batch instead of one per batch size seen.
+        batch_size: largest batch sent at once (dynamic batch only): TensorRT then builds one
+            engine for batches 1..batch_size instead of one per batch size seen.
     """
 
     input_name: str
     input_size: tuple[int, int]
     static_batch: int | None = None
-    max_batch: int | None = None
+    batch_size: int | None = None
 
 
 def parse_providers(names: str | Sequence[str]) -> tuple[str, ...]:
@@ -131,9 +131,9 @@ def tensorrt_options(
             "trt_timing_cache_enable": "True",
             "trt_timing_cache_path": str(cache_dir),
         }
-    if shape.static_batch is None and shape.max_batch is not None:
+    if shape.static_batch is None and shape.batch_size is not None:
         h, w = shape.input_size
-        for key, batch in (("min", 1), ("opt", shape.max_batch), ("max", shape.max_batch)):
+        for key, batch in (("min", 1), ("opt", shape.batch_size), ("max", shape.batch_size)):
             options[f"trt_profile_{key}_shapes"] = f"{shape.input_name}:{batch}x3x{h}x{w}"
     return options
 

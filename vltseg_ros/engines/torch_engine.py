@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 from vltseg_ros.config import ModelConfig
-from vltseg_ros.engines.base import Engine, Precision, resolve_device, run_in_batches
+from vltseg_ros.engines.base import Engine, Precision, pad_batch, resolve_device
+from vltseg_ros.engines.options import TorchOptions
 from vltseg_ros.errors import ConfigError, EngineError, EngineOutOfMemoryError
 from vltseg_ros.model.segmentor import VLTSeg
 
@@ -28,16 +29,15 @@ class TorchEngine(Engine):
         model: the network; moved to ``device`` and put in eval mode (in place).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``fp32``; ``fp16`` or ``bf16`` (autocast) on GPUs that have it.
-        channels_last: keep the convolution weights and the inputs in channels-last memory
-            format (NHWC). Numerically the same; off by default (no gain measured on the CPU).
-        compile: wrap the model in ``torch.compile`` (default mode, static shapes). The first
-            call compiles (tens of seconds to minutes; inductor caches the kernels on disk, in
-            ``TORCHINDUCTOR_CACHE_DIR``, so later processes compile faster); each new input
-            shape compiles again, which ``max_batch`` avoids.
-        max_batch: most inputs per forward pass (None: no limit); larger calls are split.
-            Compiled, every pass is padded to ``max_batch`` inputs, so that one graph serves
-            all calls (a frame's last, smaller batch of crops would otherwise compile again,
-            in the middle of a run).
+        options: ``channels_last`` keeps the convolution weights and the inputs in
+            channels-last memory format (NHWC; numerically the same); ``compile`` wraps the
+            model in ``torch.compile`` (default mode, static shapes): the first call compiles
+            (tens of seconds to minutes; inductor caches kernels in
+            ``TORCHINDUCTOR_CACHE_DIR``, so later processes compile faster), and every call
+            is padded to ``batch_size`` inputs, so that one graph serves every call (a frame's
+            last, smaller batch of crops would otherwise compile again mid-run).
+        batch_size: most inputs per call (None: any number; compiled, each new batch size then
+            compiles again).
 
     Raises:
         ConfigError / DeviceError: see :func:`resolve_device`.
@@ -50,26 +50,25 @@ class TorchEngine(Engine):
         model: VLTSeg,
         device: str | torch.device = "cpu",
         precision: Precision = "fp32",
+        options: TorchOptions | None = None,
         *,
-        channels_last: bool = False,
-        compile: bool = False,
-        max_batch: int | None = None,
+        batch_size: int | None = None,
     ) -> None:
-        if max_batch is not None and max_batch < 1:
-            raise ConfigError(f"max_batch must be >= 1, got {max_batch}")
+        options = options or TorchOptions()
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.device = resolve_device(device, precision)
         self.precision = precision
         self.config: ModelConfig = model.config
-        self.channels_last = channels_last
-        self.compiled = compile
-        self._max_batch = max_batch
+        self.options = options
+        self._batch_size = batch_size
         self._patch_size = tuple(model.encoder.patch_size)
         model = model.to(self.device).eval()
-        if channels_last:
+        if options.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self._model: VLTSeg | None = model
         self._forward: Callable[[Tensor], Tensor] | None = (
-            torch.compile(model, dynamic=False) if compile else model
+            torch.compile(model, dynamic=False) if options.compile else model
         )
 
     @property
@@ -85,9 +84,9 @@ class TorchEngine(Engine):
         return self._patch_size
 
     @property
-    def max_batch(self) -> int | None:
-        """Most inputs per forward pass, as given (None: no limit)."""
-        return self._max_batch
+    def batch_size(self) -> int | None:
+        """Most inputs per call, as given (None: any number)."""
+        return self._batch_size
 
     @property
     def description(self) -> str:
@@ -98,12 +97,12 @@ class TorchEngine(Engine):
         text = f"pytorch {torch.__version__} on {where}, {self.precision}"
         if self.precision != "fp32":
             text += " autocast"
-        if self.channels_last:
+        if self.options.channels_last:
             text += ", channels-last"
-        if self.compiled:
+        if self.options.compile:
             text += ", torch.compile"
-            if self._max_batch is not None:
-                text += f" (batches padded to {self._max_batch})"
+            if self._batch_size is not None:
+                text += f" (batches padded to {self._batch_size})"
         return text
 
     def __call__(self, inputs: Tensor) -> Tensor:
@@ -111,10 +110,12 @@ class TorchEngine(Engine):
         if self._forward is None:
             raise EngineError("the pytorch engine is closed")
         self.check_inputs(inputs)
-        step = self._max_batch or len(inputs)
+        count = len(inputs)
+        if self.options.compile and self._batch_size is not None:
+            inputs = pad_batch(inputs, self._batch_size)
         try:
             with torch.inference_mode(), self._autocast():
-                return run_in_batches(inputs, self._run, step, step if self.compiled else None)
+                return self._run(inputs)[:count]
         except torch.OutOfMemoryError as exc:
             raise EngineOutOfMemoryError(
                 f"out of memory on {self.device} running {len(inputs)} inputs of "
@@ -132,11 +133,11 @@ class TorchEngine(Engine):
             torch.cuda.empty_cache()
 
     def _run(self, inputs: Tensor) -> Tensor:
-        if self.compiled and not inputs.is_inference():
+        if self.options.compile and not inputs.is_inference():
             # The compiled graph's guards tell tensors made under inference_mode (padded
             # batches) from others: a copy made here keeps every call on the one graph.
             inputs = inputs.clone()
-        if self.channels_last:
+        if self.options.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return self._forward(inputs).float()
 

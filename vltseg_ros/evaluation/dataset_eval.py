@@ -41,17 +41,16 @@ def evaluate_dataset(
     segmenter: Segmenter,
     dataset: SegmentationDataset,
     *,
-    batch_frames: int = 1,
     progress: bool = True,
     limit: int | None = None,
 ) -> dict[str, ConfusionMatrix]:
-    """Segment the data set's frames and score them per domain.
+    """Segment the data set's frames and score them per domain (as many frames per engine
+    call as fill the segmenter's ``batch_size`` network inputs).
 
     Args:
         segmenter: the model with its inference settings (mode, crop, stride, test scale).
         dataset: a data set built without a transform (items: (H, W, 3) uint8 RGB ``image``,
             (H, W) uint8 train-id ``labels`` with 255 = ignore, ``domain``).
-        batch_frames: frames per ``predict_batch`` call (their crops are batched together).
         progress: show a tqdm progress bar.
         limit: evaluate only the first ``limit`` frames of each domain (quick checks).
 
@@ -61,12 +60,10 @@ def evaluate_dataset(
         matrices). Predictions are compared at the label file's resolution.
 
     Raises:
-        ConfigError: ``batch_frames`` or ``limit`` < 1, or the data set has a transform.
+        ConfigError: ``limit`` < 1, or the data set has a transform.
         DatasetError: a file is unreadable, or a label holds ids that are not the model's
             classes.
     """
-    if batch_frames < 1:
-        raise ConfigError(f"batch_frames must be >= 1, got {batch_frames}")
     if dataset.transform is not None:
         raise ConfigError(
             f"{dataset.name}: evaluate_dataset reads raw frames; build the data set without "
@@ -75,18 +72,19 @@ def evaluate_dataset(
     indices = selected_indices(dataset, limit)
     class_set = segmenter.class_set
     matrices: dict[str, ConfusionMatrix] = {}
+    items = (dataset[index] for index in indices)
+    stream = ((item, item["image"], "rgb", item["labels"].shape) for item in items)
     with tqdm(total=len(indices), unit="frame", desc=dataset.name, disable=not progress) as bar:
-        for start in range(0, len(indices), batch_frames):
-            items = [dataset[index] for index in indices[start : start + batch_frames]]
-            for item, prediction in zip(items, _predict(segmenter, items), strict=True):
+        for batch, results, _ in segmenter.predict_stream(stream):
+            for item, result in zip(batch, results, strict=True):
                 matrix = matrices.setdefault(
                     item["domain"], ConfusionMatrix(class_set.num_classes, class_set.ignore_index)
                 )
                 try:
-                    matrix.update(prediction, item["labels"])
+                    matrix.update(result.labels, item["labels"])
                 except ValueError as exc:
                     raise DatasetError(f"{dataset.name} frame {item['name']}: {exc}") from exc
-            bar.update(len(items))
+            bar.update(len(batch))
     matrices = with_groups(matrices)
     for domain, matrix in matrices.items():
         LOG.info(
@@ -146,17 +144,6 @@ def _copy(value: Any) -> Any:
         matrix.merge(value)
         return matrix
     return value
-
-
-def _predict(segmenter: Segmenter, items: Sequence[dict[str, Any]]) -> list[np.ndarray]:
-    """(H, W) uint8 predicted train ids per item, at its label's resolution."""
-    images = [item["image"] for item in items]
-    if all(item["labels"].shape == item["image"].shape[:2] for item in items):
-        return [result.labels for result in segmenter.predict_batch(images, "rgb")]
-    return [
-        segmenter.predict(item["image"], "rgb", output_size=item["labels"].shape).labels
-        for item in items
-    ]
 
 
 def domain_reports(

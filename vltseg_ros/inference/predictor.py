@@ -10,17 +10,25 @@ division is per pixel and positive, so the argmax (and hence the labels) equals 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from vltseg_ros.config import ClassSetConfig, InferenceConfig, ModelConfig
-from vltseg_ros.engines import Backend, Engine, Precision, create_engine, resolve_backend
+from vltseg_ros.config import DEFAULT_MODEL, ClassSetConfig, InferenceConfig, ModelConfig
+from vltseg_ros.engines import (
+    Backend,
+    Engine,
+    EngineOptions,
+    Precision,
+    create_engine,
+    resolve_backend,
+)
 from vltseg_ros.errors import ConfigError, EngineOutOfMemoryError
 from vltseg_ros.inference.preprocess import (
     ColorOrder,
@@ -37,6 +45,7 @@ LOG = logging.getLogger(__name__)
 
 ResizeMode = Literal["scores", "labels"]
 OutputSize = tuple[int, int] | Literal["model"] | None
+Key = TypeVar("Key")
 _EPS = 1e-12
 
 
@@ -60,6 +69,21 @@ class SegmentationResult:
     summary: ResultSummary | None = None
 
 
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A frame checked, uploaded and cut into network inputs (:meth:`Segmenter.prepare`).
+
+    Attributes:
+        tiling: its (K, 3, h, w) normalized network inputs on the device, and their places.
+        size: (H, W) of the frame as given.
+        output_size: (H, W) its outputs will have unless the prediction says otherwise.
+    """
+
+    tiling: Tiling
+    size: tuple[int, int]
+    output_size: tuple[int, int]
+
+
 class Segmenter:
     """Runs a VLTSeg network (behind an :class:`Engine`) on uint8 camera frames.
 
@@ -70,9 +94,9 @@ class Segmenter:
         inference: how frames become network inputs; defaults to the model config's (for an
             ONNX model: crop = its static input size). A static-size engine accepts only
             settings whose network input is that size.
-        batch_size: network inputs (crops) per engine call, at most the engine's
-            ``max_batch``; crops of all frames of one ``predict_batch`` call are batched
-            together.
+        batch_size: network inputs (crops) per engine call; the crops of all frames of one
+            call are batched together. None: the engine's ``batch_size``, or 4. At most the
+            engine's. It is halved (for good) after the GPU runs out of memory.
         random_weights: True when the model was not loaded from a checkpoint (its output is
             meaningless; callers should say so).
     """
@@ -82,7 +106,7 @@ class Segmenter:
         engine: Engine,
         *,
         inference: InferenceConfig | None = None,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         random_weights: bool = False,
     ) -> None:
         if not isinstance(engine, Engine):
@@ -90,8 +114,14 @@ class Segmenter:
                 f"Segmenter takes an Engine, got {type(engine).__name__}; wrap a model with "
                 "vltseg_ros.engines.TorchEngine(model, device, precision) or use Segmenter.load"
             )
+        if batch_size is None:
+            batch_size = engine.batch_size or 4
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if engine.batch_size is not None and batch_size > engine.batch_size:
+            raise ConfigError(
+                f"batch_size {batch_size} exceeds the {engine.name} engine's {engine.batch_size}"
+            )
         self.engine = engine
         self.batch_size = batch_size
         self.random_weights = random_weights
@@ -106,34 +136,35 @@ class Segmenter:
         backend: Backend | None = None,
         device: str | torch.device = "cpu",
         precision: Precision = "fp32",
-        inference: InferenceConfig | None = None,
+        options: EngineOptions | None = None,
         batch_size: int = 4,
-        **engine_options: Any,
+        inference: InferenceConfig | None = None,
     ) -> Segmenter:
         """Build from a checkpoint and/or a model config name or file.
 
         With a checkpoint the weights (and, for ``.safetensors``, the architecture) come from
         it; ``model`` then only needs to be given for ``.pt`` state dicts. A ``.onnx``
         checkpoint runs on ONNX Runtime (``backend`` None or ``"onnxruntime"``; the file
-        carries its architecture). Without a checkpoint the model has random weights and
-        ``random_weights`` is set. ``engine_options`` go to
-        :func:`vltseg_ros.engines.create_engine` (``channels_last``, ``compile`` for pytorch;
-        ``providers``, ``cache_dir``, ``threads`` for onnxruntime; ``max_batch``, by default
-        ``batch_size``: the TensorRT optimization profile, the compiled PyTorch batch).
+        carries its architecture). With neither, the model is :data:`DEFAULT_MODEL`. Without
+        a checkpoint the model has random weights (logged; ``random_weights`` is set).
+        ``options`` are the backend's (:class:`TorchOptions` / :class:`OnnxRuntimeOptions`);
+        ``batch_size`` is also the engine's (the compiled PyTorch batch, the TensorRT
+        profile's largest); a static-batch ONNX model lowers it to its own batch.
 
         Raises:
             ConfigError: unknown backend, backend / checkpoint mismatch, bad settings.
             CheckpointError, DeviceError, EngineError: see the engines.
         """
-        backend = resolve_backend(backend, checkpoint)
-        engine_options.setdefault("max_batch", batch_size)
+        if model is None and checkpoint is None:
+            model = DEFAULT_MODEL
         engine = create_engine(
-            backend,
+            resolve_backend(backend, checkpoint),
             model=model,
             checkpoint=checkpoint,
             device=device,
             precision=precision,
-            **engine_options,
+            options=options,
+            batch_size=batch_size,
         )
         if checkpoint is None:
             LOG.warning(
@@ -141,7 +172,10 @@ class Segmenter:
                 engine.config.name,
             )
         return cls(
-            engine, inference=inference, batch_size=batch_size, random_weights=checkpoint is None
+            engine,
+            inference=inference,
+            batch_size=min(batch_size, engine.batch_size or batch_size),
+            random_weights=checkpoint is None,
         )
 
     @property
@@ -203,32 +237,60 @@ class Segmenter:
         """Release the engine (and its GPU memory); the segmenter cannot predict afterwards."""
         self.engine.close()
 
+    def prepare(
+        self,
+        image: np.ndarray,
+        color_order: ColorOrder = "rgb",
+        output_size: tuple[int, int] | None = None,
+    ) -> PreparedFrame:
+        """Check a uint8 (H, W, 3) frame in ``color_order`` ("rgb" or "bgr"), upload it and cut
+        it into network inputs, ready for :meth:`predict_frames` (each frame is checked once).
+        ``output_size`` (H, W): its outputs' size (None: the frame's).
+
+        Raises:
+            InvalidImageError: not a uint8 (H, W, 3) array, or smaller than one patch.
+        """
+        frame = validate_image(image, self.patch_size)
+        with torch.inference_mode():
+            normalized = to_normalized_tensor(
+                frame, color_order, self.config.normalization, self.device
+            )
+            size = frame.shape[:2]
+            outputs = size if output_size is None else tuple(int(n) for n in output_size)
+            return PreparedFrame(tile(normalized, self.inference), size, outputs)
+
     def predict(
         self,
         image: np.ndarray,
         color_order: ColorOrder = "rgb",
-        *,
-        confidence_threshold: float = 0.0,
-        return_scores: bool = False,
         output_size: OutputSize = None,
-        resize: ResizeMode = "scores",
-        summarize: bool = False,
+        **options: Any,
     ) -> SegmentationResult:
-        """Segment one uint8 (H, W, 3) frame in ``color_order``; see :meth:`predict_batch`."""
-        return self.predict_batch(
-            [image],
-            color_order,
-            confidence_threshold=confidence_threshold,
-            return_scores=return_scores,
-            output_size=output_size,
-            resize=resize,
-            summarize=summarize,
-        )[0]
+        """Segment one uint8 (H, W, 3) frame; see :meth:`predict_frames` for ``options``."""
+        if output_size is None or output_size == "model":
+            return self.predict_frames(
+                [self.prepare(image, color_order)], output_size=output_size, **options
+            )[0]
+        return self.predict_frames([self.prepare(image, color_order, output_size)], **options)[0]
 
     def predict_batch(
         self,
         images: Sequence[np.ndarray],
         color_order: ColorOrder | Sequence[ColorOrder] = "rgb",
+        **options: Any,
+    ) -> list[SegmentationResult]:
+        """Segment several uint8 (H, W, 3) frames (sizes may differ) with their crops batched
+        together; ``color_order`` for all of them or one per frame; see :meth:`predict_frames`.
+        """
+        orders = [color_order] * len(images) if isinstance(color_order, str) else color_order
+        if len(orders) != len(images):
+            raise ConfigError(f"{len(images)} images but {len(orders)} color orders")
+        frames = [self.prepare(i, o) for i, o in zip(images, orders, strict=True)]
+        return self.predict_frames(frames, **options)
+
+    def predict_frames(
+        self,
+        frames: Sequence[PreparedFrame],
         *,
         confidence_threshold: float = 0.0,
         return_scores: bool = False,
@@ -236,15 +298,15 @@ class Segmenter:
         resize: ResizeMode = "scores",
         summarize: bool = False,
     ) -> list[SegmentationResult]:
-        """Segment several frames (sizes may differ) with their crops batched together.
+        """Segment prepared frames, their network inputs in batches of ``batch_size``.
 
         Args:
-            images: uint8 (H, W, 3) arrays.
-            color_order: 'rgb' or 'bgr', for all images or one per image.
+            frames: from :meth:`prepare`.
             confidence_threshold: pixels whose confidence is below it get label 255.
             return_scores: also return the (C, H, W) normalized class scores.
-            output_size: (H, W) of the outputs; None: each frame's own size; "model": the
-                resolution the model saw (the frame after ``test_scale``, or ``whole_size``).
+            output_size: None: each frame's ``output_size`` (its own size unless given to
+                :meth:`prepare`); "model": the resolution the model saw (the frame after
+                ``test_scale``, or ``whole_size``).
             resize: how results reach ``output_size``: "scores" resizes the class scores
                 (bilinear) before the argmax, as the reference evaluates; "labels" takes the
                 argmax at model resolution and resizes labels and confidence (nearest),
@@ -252,8 +314,9 @@ class Segmenter:
             summarize: also compute the per-class :class:`ResultSummary` of each result.
 
         Raises:
-            InvalidImageError: an image has the wrong type, dtype, shape or is too small.
             ConfigError: an option is out of range.
+            EngineError: the engine failed (:class:`EngineOutOfMemoryError` when even the
+                smaller retry ran out of memory).
         """
         if not 0.0 <= confidence_threshold <= 1.0:
             raise ConfigError(
@@ -261,26 +324,12 @@ class Segmenter:
             )
         if resize not in ("scores", "labels"):
             raise ConfigError(f"resize must be 'scores' or 'labels', got {resize!r}")
-        orders = [color_order] * len(images) if isinstance(color_order, str) else color_order
-        if len(orders) != len(images):
-            raise ConfigError(f"{len(images)} images but {len(orders)} color orders")
-        frames = [validate_image(image, self.patch_size) for image in images]
-        norm = self.config.normalization
         with torch.inference_mode():
-            tilings = [
-                tile(to_normalized_tensor(f, order, norm, self.device), self.inference)
-                for f, order in zip(frames, orders, strict=True)
-            ]
-            canvases = self._run(tilings)
+            canvases = self._run([frame.tiling for frame in frames])
             results = []
             for canvas, frame in zip(canvases, frames, strict=True):
                 raw = canvas.result()
-                if output_size is None:
-                    size = frame.shape[:2]
-                elif output_size == "model":
-                    size = tuple(raw.shape[-2:])
-                else:
-                    size = output_size
+                size = tuple(raw.shape[-2:]) if output_size == "model" else frame.output_size
                 results.append(
                     scores_to_result(
                         raw,
@@ -294,6 +343,30 @@ class Segmenter:
                 )
             return results
 
+    def predict_stream(
+        self,
+        items: Iterable[tuple[Key, np.ndarray, ColorOrder, tuple[int, int] | None]],
+        **options: Any,
+    ) -> Iterator[tuple[list[Key], list[SegmentationResult], float]]:
+        """Segment a stream of ``(key, image, color order, output size or None)``, as many
+        frames per call as fill ``batch_size`` network inputs; yields ``(keys, results,
+        seconds)`` per call (seconds: from the first frame's preparation to the results).
+        ``options``: those of :meth:`predict_frames`.
+        """
+        keys: list[Key] = []
+        frames: list[PreparedFrame] = []
+        started = time.perf_counter()
+        for key, image, color_order, output_size in items:
+            if not frames:
+                started = time.perf_counter()
+            keys.append(key)
+            frames.append(self.prepare(image, color_order, output_size))
+            if sum(len(f.tiling.inputs) for f in frames) >= self.batch_size:
+                yield keys, self.predict_frames(frames, **options), time.perf_counter() - started
+                keys, frames = [], []
+        if frames:
+            yield keys, self.predict_frames(frames, **options), time.perf_counter() - started
+
     def _run(self, tilings: list[Tiling]) -> list[ScoreCanvas]:
         """Run all network inputs in batches of ``batch_size`` and stitch the scores."""
         num_classes = self.class_set.num_classes
@@ -302,7 +375,7 @@ class Segmenter:
         inputs = torch.cat([t.inputs for t in tilings])
         start = 0
         while start < len(inputs):
-            chunk = inputs[start : start + min(self.batch_size, self.engine.max_batch or 1 << 30)]
+            chunk = inputs[start : start + self.batch_size]
             try:
                 scores = self.engine(chunk)
             except (EngineOutOfMemoryError, torch.OutOfMemoryError) as exc:

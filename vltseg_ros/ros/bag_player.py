@@ -30,6 +30,7 @@ from sensor_msgs.msg import Image
 from vltseg_ros.bag.reading import header_stamp_ns, raw_messages
 from vltseg_ros.bag.topics import find_topics
 from vltseg_ros.errors import VLTSegError
+from vltseg_ros.outputs import output_topic
 
 
 def message_class(msgtype: str) -> type:
@@ -56,7 +57,7 @@ class BagPlayer(Node):
         self.declare_parameter("rate", 1.0)
         self.declare_parameter("lockstep", False)
         self.declare_parameter("image_topic", "")
-        self.declare_parameter("mask_topic", "camera/segmentation/mask")
+        self.declare_parameter("mask_topic", output_topic("camera", "mask"))
         self.declare_parameter("lockstep_timeout", 600.0)
         self.declare_parameter("subscriber_timeout", 60.0)
         get = self.get_parameter

@@ -1,34 +1,24 @@
-"""One camera's subscriptions and output publishers, and the per-frame publishing."""
+"""One camera's subscriptions, output publishers and health."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from rclpy.lifecycle import LifecycleNode
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 
-from vltseg_ros.config import ClassSetConfig
-from vltseg_ros.inference.predictor import SegmentationResult
-from vltseg_ros.msg import SegmentationInfo
-from vltseg_ros.ros.image_conversions import array_to_image, compressed_to_array, image_to_array
-from vltseg_ros.ros.messages import (
-    confidence_message,
-    info_message,
-    overlay_message,
-    scaled_camera_info,
-)
-from vltseg_ros.ros.parameters import CameraSettings, NodeSettings
-from vltseg_ros.ros.scheduling import PendingFrame
-from vltseg_ros.ros.statistics import CameraStatistics
+from vltseg_ros.image_messages import ColorOrder, compressed_to_array, image_to_array
+from vltseg_ros.outputs import output_topic
+from vltseg_ros.ros.health import CameraHealth
+from vltseg_ros.ros.messages import OUTPUT_TYPES, scaled_camera_info
+from vltseg_ros.ros.settings import Camera
 
 
-def decode(
-    message: Image | CompressedImage, max_pixels: int
-) -> tuple[np.ndarray, Literal["rgb", "bgr"]]:
+def decode(message: Image | CompressedImage, max_pixels: int) -> tuple[np.ndarray, ColorOrder]:
     """uint8 (H, W, 3) frame and its color order from a raw or compressed image message of
     at most ``max_pixels`` pixels (a compressed one is checked before it is decoded)."""
     if isinstance(message, CompressedImage):
@@ -36,51 +26,26 @@ def decode(
     return image_to_array(message, max_pixels)
 
 
-@dataclass(frozen=True)
-class BatchContext:
-    """What every frame of one inference batch shares, for its output messages."""
-
-    settings: NodeSettings
-    class_set: ClassSetConfig
-    model_name: str
-    checkpoint: str
-    inference: float
-    frames: int
-    now: Callable[[], float]
-
-
-@dataclass
 class CameraIO:
-    """Publishers (lifecycle-managed), subscriptions and statistics of one camera.
+    """Publishers (lifecycle-managed) of ``<camera>/segmentation/*``, subscriptions and the
+    :class:`CameraHealth` of one camera."""
 
-    Output topics, relative to the node's namespace: ``<camera>/segmentation/mask``,
-    ``.../confidence``, ``.../overlay``, ``.../info``, ``.../camera_info``.
-    """
-
-    settings: CameraSettings
-    publishers: dict[str, Any]
-    stats: CameraStatistics = field(default_factory=CameraStatistics)
-    subscriptions: list[Any] = field(default_factory=list)
-    camera_info: CameraInfo | None = None
-
-    @classmethod
-    def create(
-        cls, node: LifecycleNode, camera: CameraSettings, settings: NodeSettings
-    ) -> CameraIO:
-        """Create the camera's output publishers with the output QoS."""
-        prefix = f"{camera.name}/segmentation"
-        types = {
-            "mask": Image,
-            "confidence": Image,
-            "overlay": Image,
-            "info": SegmentationInfo,
-            "camera_info": CameraInfo,
+    def __init__(self, node: LifecycleNode, camera: Camera, output_qos: QoSProfile) -> None:
+        self.camera = camera
+        self.health = CameraHealth(f"{node.get_name()}: camera {camera.name}")
+        self.publishers = {
+            name: node.create_lifecycle_publisher(
+                kind, output_topic(camera.name, name), output_qos
+            )
+            for name, kind in OUTPUT_TYPES.items()
         }
-        publishers = {
-            key: node.create_lifecycle_publisher(msg_type, f"{prefix}/{key}", settings.output_qos)
-            for key, msg_type in types.items()
-        }
-        return cls(camera, publishers)
+        self.subscriptions: list[Any] = []
+        self.camera_info: CameraInfo | None = None
+
+    @property
+    def overlay_wanted(self) -> bool:
+        """The overlay is made only while someone subscribes to it."""
+        return self.publishers["overlay"].get_subscription_count() > 0
 
     def subscribe(
         self,
@@ -89,17 +54,17 @@ class CameraIO:
         callback: Callable[[str, Image | CompressedImage], None],
     ) -> None:
         """Subscribe to the image (raw or compressed) and, if configured, camera_info topics."""
-        name = self.settings.name
-        msg_type = CompressedImage if self.settings.transport == "compressed" else Image
+        settings, name = self.camera.settings, self.camera.name
+        kind = CompressedImage if settings.transport == "compressed" else Image
         self.subscriptions.append(
             node.create_subscription(
-                msg_type, self.settings.subscribed_topic, lambda msg: callback(name, msg), qos
+                kind, settings.subscribed_topic, lambda m: callback(name, m), qos
             )
         )
-        if self.settings.camera_info_topic:
+        if settings.camera_info_topic:
             self.subscriptions.append(
                 node.create_subscription(
-                    CameraInfo, self.settings.camera_info_topic, self._on_camera_info, qos
+                    CameraInfo, settings.camera_info_topic, self._on_camera_info, qos
                 )
             )
 
@@ -116,61 +81,16 @@ class CameraIO:
             node.destroy_lifecycle_publisher(publisher)
         self.publishers = {}
 
-    def publish(
-        self,
-        frame: PendingFrame,
-        image: np.ndarray,
-        color_order: Literal["rgb", "bgr"],
-        result: SegmentationResult,
-        batch: BatchContext,
-    ) -> None:
-        """Publish mask, confidence, overlay (only with subscribers), info and camera_info.
-
-        Every output carries the input message's header (stamp and frame_id).
-        """
-        header = frame.message.header
-        settings = batch.settings
-        height, width = result.labels.shape
-        pubs = self.publishers
-        pubs["mask"].publish(array_to_image(result.labels, "mono8", header))
-        pubs["confidence"].publish(
-            confidence_message(result.confidence, settings.confidence_encoding, header)
-        )
-        if pubs["overlay"].get_subscription_count() > 0:
-            pubs["overlay"].publish(
-                overlay_message(
-                    image,
-                    color_order,
-                    result.labels,
-                    batch.class_set,
-                    settings.overlay_alpha,
-                    header,
-                )
-            )
+    def publish(self, messages: dict[str, Any], header: Header) -> None:
+        """Publish a frame's output messages, and its camera_info scaled to the mask's size
+        when one was received."""
+        for name, message in messages.items():
+            self.publishers[name].publish(message)
         if self.camera_info is not None:
-            pubs["camera_info"].publish(
-                scaled_camera_info(self.camera_info, header, height, width)
+            mask = messages["mask"]
+            self.publishers["camera_info"].publish(
+                scaled_camera_info(self.camera_info, header, mask.height, mask.width)
             )
-        now = batch.now()
-        end_to_end = frame.age(now)
-        pubs["info"].publish(
-            info_message(
-                header,
-                self.settings.name,
-                result.summary,
-                (height, width),
-                {
-                    "model": batch.model_name,
-                    "checkpoint": batch.checkpoint,
-                    "class_names": list(batch.class_set.names),
-                    "confidence_threshold": settings.confidence_threshold,
-                    "inference_latency": batch.inference,
-                    "end_to_end_latency": end_to_end,
-                    "batch_frames": batch.frames,
-                },
-            )
-        )
-        self.stats.output(end_to_end, batch.inference)
 
     def _on_camera_info(self, message: CameraInfo) -> None:
         self.camera_info = message

@@ -18,21 +18,20 @@ The arguments the launch files share are data here (:data:`NODE_ARGUMENTS`,
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from vltseg_ros.errors import ConfigError
+from vltseg_ros.outputs import output_topic
+from vltseg_ros.ros.names import CAMERA_NAME, TRANSPORTS
 
 CAMERA = "camera"
 IMAGE = f"{CAMERA}/image_raw"
 COMPRESSED = f"{IMAGE}/compressed"
 CAMERA_INFO = f"{CAMERA}/camera_info"
-MASK = f"{CAMERA}/segmentation/mask"
+MASK = output_topic(CAMERA, "mask")
 CAMERA_PLACEHOLDER = "{camera}"
-TRANSPORTS = ("raw", "compressed")
-_CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # as the node's parameters require
 _CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
 
@@ -72,13 +71,14 @@ NODE_ARGUMENTS = (  # every launch file: how vltseg_node loads and runs its mode
     LaunchArgument(
         "checkpoint",
         "",
-        "Weights (.safetensors); empty = the params file's (default: none, RANDOM weights)",
+        "Weights (.safetensors, or an exported .onnx); empty = the params file's (default: "
+        "none, RANDOM weights)",
     ),
     LaunchArgument(
         "backend",
         "",
         "Inference engine: pytorch, or onnxruntime (checkpoint = an exported .onnx file); "
-        "empty = the params file's (default: pytorch)",
+        "empty = the params file's (default: empty, the checkpoint's kind decides)",
         choices=("", "pytorch", "onnxruntime"),
     ),
     LaunchArgument("device", "cpu", "Inference device: cpu, cuda, cuda:N"),
@@ -157,7 +157,7 @@ def camera_names(value: str) -> list[str]:
     names = [name.strip() for name in value.split(",") if name.strip()]
     if not names:
         raise ConfigError(f"launch argument cameras:={value!r} names no camera (e.g. front,rear)")
-    bad = [name for name in names if not _CAMERA_NAME.fullmatch(name)]
+    bad = [name for name in names if not CAMERA_NAME.fullmatch(name)]
     if bad:
         raise ConfigError(
             f"launch argument cameras: {', '.join(map(repr, bad))} is not a valid camera name "
@@ -232,55 +232,64 @@ def multi_camera(args: Mapping[str, str]) -> NodeSetup:
     return _setup(args, parameters, [])
 
 
+def bag_camera(bag: str, image_topic: str | None = None) -> NodeSetup:
+    """Camera ``camera`` of a root-namespace node reading a bag's image topic (``image_topic``,
+    or the one :func:`vltseg_ros.bag.topics.find_topics` detects, as the player does) and the
+    CameraInfo topic beside it if the bag has one: camera parameters and remappings. A
+    CompressedImage topic is remapped as it is named, also when not ``<base>/compressed``.
+
+    Raises:
+        BagError: the bag is missing or unreadable, or its image topic is not unique.
+    """
+    from vltseg_ros.bag.topics import find_topics, output_namespace  # rosbags: only here
+
+    topics = find_topics(bag, image_topic)
+    info = f"{output_namespace(topics.image_topic)}/camera_info"
+    has_info = any(t.name == info and t.msgtype == _CAMERA_INFO_TYPE for t in topics.topics)
+    image = COMPRESSED if topics.compressed else IMAGE
+    remappings = [(image, topics.image_topic)] + ([(CAMERA_INFO, info)] if has_info else [])
+    parameters = {
+        "cameras": [CAMERA],
+        f"{CAMERA}.image_topic": IMAGE,
+        f"{CAMERA}.camera_info_topic": CAMERA_INFO if has_info else "",
+        f"{CAMERA}.transport": "compressed" if topics.compressed else "raw",
+    }
+    return NodeSetup("", "", parameters, tuple(remappings))
+
+
 def bag_replay(args: Mapping[str, str]) -> ReplaySetup:
     """``bag_replay.launch.py``: player, node and recorder for one bag.
 
-    The node's camera ``camera`` is remapped to the bag's image topic (``image_topic``, or the
-    one :func:`vltseg_ros.bag.topics.find_topics` detects, as the player does) and to the
-    CameraInfo topic beside it if the bag has one. The player publishes ``/clock`` from the bag,
-    so the node runs on the bag's time with ``use_sim_time``; without it, header stamps from the
-    recording would all be older than ``max_age`` on the wall clock, so ``max_age`` is set to 0.
-    ``autostart`` is off: the launch file configures and activates the node, then starts the
-    player.
+    The node's camera follows :func:`bag_camera`. The player publishes ``/clock`` from the
+    bag, so the node runs on the bag's time with ``use_sim_time``; without it, header stamps
+    from the recording would all be older than ``max_age`` on the wall clock, so ``max_age``
+    is set to 0. ``autostart`` is off: the launch file configures and activates the node,
+    then starts the player.
 
     Raises:
         BagError: the bag is missing or unreadable, or its image topic is not unique.
         ConfigError: an invalid rate or bool argument.
     """
-    from vltseg_ros.bag.topics import find_topics, output_namespace  # rosbags: only here
-
     bag = os.path.expanduser(args["bag"])
-    topics = find_topics(bag, args["image_topic"] or None)
-    info = f"{output_namespace(topics.image_topic)}/camera_info"
-    has_info = any(t.name == info and t.msgtype == _CAMERA_INFO_TYPE for t in topics.topics)
-    camera = single_camera(
-        {
-            **args,
-            "image": topics.image_topic.removesuffix("/compressed"),
-            "transport": "compressed" if topics.compressed else "raw",
-            "camera_info": info if has_info else "",
-            "namespace": "",
-        }
-    )
-    # The bag's topic as it is, also a CompressedImage topic not named <base>/compressed.
-    image = COMPRESSED if topics.compressed else IMAGE
-    remappings = [(source, target) for source, target in camera.remappings if source != image]
-    parameters = {**camera.parameters, "autostart": False}  # the launch drives the transitions
+    camera = bag_camera(bag, args["image_topic"] or None)
+    parameters = {**_model_parameters(args), **camera.parameters, "autostart": False}
     if not parameters["use_sim_time"]:
         parameters["max_age"] = 0.0
     node = replace(
-        camera, parameters=parameters, remappings=((image, topics.image_topic), *remappings)
+        _setup({**args, "namespace": ""}, parameters, list(camera.remappings)),
     )
+    image_topic = camera.remappings[0][1]
     player = {
         "bag": bag,
         "rate": _rate(args["rate"]),
         "lockstep": parse_bool(args["lockstep"], "lockstep"),
-        "image_topic": topics.image_topic,
+        "image_topic": image_topic,
         "mask_topic": MASK,
     }
     recorder = {"bag": bag, "out": os.path.expanduser(args["out"]), "camera": CAMERA}
     # RViz's camera display reads /camera/image_raw (raw transport): point it at the bag's.
-    rviz_remappings = () if topics.compressed else ((f"/{IMAGE}", topics.image_topic),)
+    raw = camera.parameters[f"{CAMERA}.transport"] == "raw"
+    rviz_remappings = ((f"/{IMAGE}", image_topic),) if raw else ()
     return ReplaySetup(node, player, recorder, parse_bool(args["rviz"], "rviz"), rviz_remappings)
 
 

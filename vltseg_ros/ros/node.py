@@ -3,11 +3,13 @@
 A lifecycle node. configure: read and validate parameters, create publishers. activate: load
 the model, warm it up, publish the class set, start the inference worker, subscribe.
 deactivate: unsubscribe, stop the worker, free the model (and GPU memory). cleanup: destroy
-publishers. With ``autostart`` (default) a plain ``ros2 run`` brings it to active.
+publishers. With ``autostart`` (default) a plain ``ros2 run`` brings it to active. Every failed
+transition logs one ERROR line saying why.
 
 Subscription callbacks only hand messages to the :class:`FrameScheduler`; one worker thread
 decodes, runs the newest frame of every camera as one batch, and publishes. The node only
-translates: the segmentation itself is :class:`vltseg_ros.inference.predictor.Segmenter`.
+translates: the segmentation is :class:`vltseg_ros.inference.predictor.Segmenter`, the outputs
+:func:`vltseg_ros.outputs.frame_outputs`.
 """
 
 from __future__ import annotations
@@ -24,24 +26,25 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from vltseg_ros.config import DEFAULT_MODEL
 from vltseg_ros.errors import InvalidImageError, VLTSegError
-from vltseg_ros.inference.predictor import SegmentationResult, Segmenter
-from vltseg_ros.inference.preprocess import validate_image
+from vltseg_ros.inference.predictor import PreparedFrame, SegmentationResult, Segmenter
 from vltseg_ros.msg import ClassSet
-from vltseg_ros.ros.camera_io import BatchContext, CameraIO, decode
-from vltseg_ros.ros.diagnostics import camera_status, engine_status
+from vltseg_ros.outputs import frame_outputs
+from vltseg_ros.ros.camera_io import CameraIO, decode
+from vltseg_ros.ros.health import DiagnosticStatusWrapper, engine_status
 from vltseg_ros.ros.logging_bridge import core_logs_to, heartbeat
-from vltseg_ros.ros.messages import class_set_message
-from vltseg_ros.ros.parameters import NodeSettings, declare_parameters, read_settings
-from vltseg_ros.ros.scheduling import CameraCounters, FrameScheduler, PendingFrame
+from vltseg_ros.ros.messages import class_set_message, output_messages
+from vltseg_ros.ros.parameters import declare_parameters, read_settings
+from vltseg_ros.ros.scheduling import FrameScheduler, PendingFrame
+from vltseg_ros.ros.settings import EndpointQos, NodeSettings
 
 _THROTTLE = 5.0  # seconds between repeated log messages of one kind
 _Transition = Callable[["VLTSegNode", LifecycleState], TransitionCallbackReturn]
+_Decoded = tuple[PendingFrame, np.ndarray, str, PreparedFrame]  # frame, image, order, inputs
 
 
 def _transition(
@@ -68,7 +71,7 @@ def _transition(
 
 
 class VLTSegNode(LifecycleNode):
-    """The segmentation node; see the module docstring and README for topics / parameters."""
+    """The segmentation node; see the module docstring and docs/node.md."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("vltseg_node", **kwargs)
@@ -78,21 +81,17 @@ class VLTSegNode(LifecycleNode):
         self._scheduler: FrameScheduler | None = None
         self._worker: threading.Thread | None = None
         self._cameras: dict[str, CameraIO] = {}
-        self._classes_pub = None
-        self._diagnostics_pub = None
-        self._diagnostics_timer = None
-        self._reported_drops: dict[str, int] = {}
+        self._classes_pub = self._diagnostics_pub = self._diagnostics_timer = None
 
     # ---- lifecycle ----------------------------------------------------------------------
 
     @_transition("configure", "unconfigured", undo=lambda node: node._destroy_entities())
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read and validate parameters; create publishers."""
-        settings = read_settings(self, self._declare_errors)
+        settings, cameras = read_settings(self, self._declare_errors)
         self._settings = settings
-        self._cameras = {
-            cam.name: CameraIO.create(self, cam, settings) for cam in settings.cameras
-        }
+        output_qos = _qos(settings.qos.output)
+        self._cameras = {camera.name: CameraIO(self, camera, output_qos) for camera in cameras}
         latched = QoSProfile(
             depth=1,
             reliability=ReliabilityPolicy.RELIABLE,
@@ -106,10 +105,10 @@ class VLTSegNode(LifecycleNode):
             self._publish_diagnostics,
             clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
+        model = settings.segmenter
         self.get_logger().info(
-            f"configured: cameras {[c.name for c in settings.cameras]}, model "
-            f"{settings.model!r}, checkpoint {settings.checkpoint or 'none (RANDOM weights)'}, "
-            f"backend {settings.backend}"
+            f"configured: cameras {list(self._cameras)}, model {model.model!r}, checkpoint "
+            f"{model.checkpoint or 'none (RANDOM weights)'}, backend {model.resolved_backend}"
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -122,12 +121,15 @@ class VLTSegNode(LifecycleNode):
             class_set_message(self._segmenter.class_set, self.get_clock().now().to_msg())
         )
         self._scheduler = FrameScheduler(
-            [c.name for c in settings.cameras], settings.max_age, self._now, settings.batch_window
+            {name: io.health for name, io in self._cameras.items()},
+            settings.max_age,
+            self._now,
+            settings.batch_window,
         )
         self._worker = threading.Thread(target=self._work, name="vltseg-inference", daemon=True)
         self._worker.start()
         for camera in self._cameras.values():
-            camera.subscribe(self, settings.input_qos, self._on_image)
+            camera.subscribe(self, _qos(settings.qos.input), self._on_image)
         self.get_logger().info("active")
         return super().on_activate(state)
 
@@ -146,27 +148,29 @@ class VLTSegNode(LifecycleNode):
     @_transition("shutdown", "where it was")
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop everything, from any state."""
-        self._stop()
-        self._destroy_entities()
+        self.release()
         return TransitionCallbackReturn.SUCCESS
 
     @_transition("error recovery", "finalized")
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Recover to unconfigured after an error in a transition."""
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        """Stop the worker, free the model, destroy the entities, without a transition (also
+        for exits after the ROS context is gone)."""
         self._stop()
         self._destroy_entities()
-        return TransitionCallbackReturn.SUCCESS
 
     # ---- data path ------------------------------------------------------------------------
 
     def _on_image(self, camera: str, message: Image | CompressedImage) -> None:
         """Subscription callback: never waits on inference."""
         scheduler = self._scheduler
-        if scheduler is None:
-            return
-        self._cameras[camera].stats.input()
-        stamp = message.header.stamp
-        scheduler.submit(camera, message, stamp.sec + stamp.nanosec * 1e-9)
+        if scheduler is not None:
+            stamp = message.header.stamp
+            scheduler.submit(camera, message, stamp.sec + stamp.nanosec * 1e-9)
 
     def _work(self) -> None:
         scheduler = self._scheduler
@@ -180,121 +184,97 @@ class VLTSegNode(LifecycleNode):
         settings, segmenter = self._require_settings(), self._segmenter
         if segmenter is None:
             return
-        decoded = [d for frame in batch if (d := self._decode(frame, segmenter)) is not None]
-        if not decoded:
+        frames = [f for pending in batch if (f := self._prepare(pending, segmenter)) is not None]
+        if not frames:
             return
-        frames, images, orders = zip(*decoded, strict=True)
         start = time.perf_counter()
-        results = self._infer(segmenter, settings, frames, images, orders)
-        context = BatchContext(
-            settings=settings,
-            class_set=segmenter.class_set,
-            model_name=segmenter.config.name,
-            checkpoint=settings.checkpoint,
-            inference=time.perf_counter() - start,
-            frames=len(frames),
-            now=self._now,
-        )
-        for frame, image, order, result in zip(frames, images, orders, results, strict=True):
+        results = self._infer(segmenter, settings, frames)
+        inference = time.perf_counter() - start
+        for (pending, image, order, _), result in zip(frames, results, strict=True):
             if result is None:  # inference failed: counted and logged by _infer
                 continue
-            camera = self._cameras[frame.camera]
+            camera = self._cameras[pending.camera]
             try:
-                camera.publish(frame, image, order, result, context)
+                latency = pending.age(self._now())
+                outputs = frame_outputs(
+                    result,
+                    image,
+                    order,
+                    settings.outputs,
+                    class_set=segmenter.class_set,
+                    with_overlay=camera.overlay_wanted,
+                    camera=pending.camera,
+                    model=segmenter.config.name,
+                    checkpoint=settings.segmenter.checkpoint,
+                    inference_latency=inference,
+                    end_to_end_latency=latency,
+                    batch_frames=len(frames),
+                )
+                header = pending.message.header
+                camera.publish(output_messages(outputs, header), header)
+                camera.health.published(latency, inference)
             except Exception as exc:  # a failed publish must not stop the worker
-                camera.stats.error(f"publishing failed: {exc}")
+                camera.health.failed(f"publishing failed: {exc}")
                 self.get_logger().error(
-                    f"{frame.camera}: publishing failed: {exc}", throttle_duration_sec=_THROTTLE
+                    f"{pending.camera}: publishing failed: {exc}", throttle_duration_sec=_THROTTLE
                 )
 
+    def _prepare(self, pending: PendingFrame, segmenter: Segmenter) -> _Decoded | None:
+        """The frame decoded, checked and cut into network inputs; None for a bad frame
+        (counted and logged)."""
+        try:
+            image, order = decode(pending.message, self._require_settings().max_image_pixels)
+            return pending, image, order, segmenter.prepare(image, order)
+        except InvalidImageError as exc:
+            self._cameras[pending.camera].health.bad_input(str(exc))
+            self.get_logger().warning(
+                f"{pending.camera}: skipped a bad frame: {exc}", throttle_duration_sec=_THROTTLE
+            )
+            return None
+
     def _infer(
-        self,
-        segmenter: Segmenter,
-        settings: NodeSettings,
-        frames: tuple[PendingFrame, ...],
-        images: tuple[np.ndarray, ...],
-        orders: tuple[str, ...],
+        self, segmenter: Segmenter, settings: NodeSettings, frames: list[_Decoded]
     ) -> list[SegmentationResult | None]:
         """Segment the frames as one batch; None for each frame whose inference failed (logged
         and counted as an error of its camera). When a batch of several frames fails, each
         runs again alone, so that one camera's frame cannot fail the other cameras'."""
-
-        def predict(indices: range | list[int]) -> list[SegmentationResult]:
-            return segmenter.predict_batch(
-                [images[i] for i in indices],
-                [orders[i] for i in indices],
-                confidence_threshold=settings.confidence_threshold,
-                output_size="model" if settings.output_resolution == "model" else None,
-                resize=settings.upsample,
-                summarize=True,
-            )
-
+        options = settings.outputs.predict_options()
         try:
-            return list(predict(range(len(frames))))
+            return list(segmenter.predict_frames([f[3] for f in frames], **options))
         except Exception as exc:  # the engine's, CUDA's or a bug: never the worker's end
             if len(frames) == 1:
-                self._inference_failed(frames[0], exc)
-                return [None]
+                return [self._inference_failed(frames[0][0].camera, exc)]
             self.get_logger().warning(
                 f"inference of {len(frames)} frames in one batch failed "
                 f"({type(exc).__name__}: {exc}); running each frame alone",
                 throttle_duration_sec=_THROTTLE,
             )
         results: list[SegmentationResult | None] = []
-        for index, frame in enumerate(frames):
+        for pending, _, _, prepared in frames:
             try:
-                results.extend(predict([index]))
+                results.extend(segmenter.predict_frames([prepared], **options))
             except Exception as exc:
-                self._inference_failed(frame, exc)
-                results.append(None)
+                results.append(self._inference_failed(pending.camera, exc))
         return results
 
-    def _inference_failed(self, frame: PendingFrame, error: Exception) -> None:
+    def _inference_failed(self, camera: str, error: Exception) -> None:
         reason = f"inference failed: {type(error).__name__}: {error}"
-        self._cameras[frame.camera].stats.error(reason)
+        self._cameras[camera].health.failed(reason)
         self.get_logger().error(
-            f"{frame.camera}: {reason}; frame skipped", throttle_duration_sec=_THROTTLE
+            f"{camera}: {reason}; frame skipped", throttle_duration_sec=_THROTTLE
         )
 
-    def _decode(
-        self, frame: PendingFrame, segmenter: Segmenter
-    ) -> tuple[PendingFrame, np.ndarray, str] | None:
-        """(frame, uint8 (H, W, 3) image, color order), or None for a bad frame (counted)."""
-        try:
-            image, order = decode(frame.message, self._require_settings().max_image_pixels)
-            validate_image(image, segmenter.patch_size)
-        except InvalidImageError as exc:
-            self._cameras[frame.camera].stats.bad_input(str(exc))
-            self.get_logger().warning(
-                f"{frame.camera}: skipped a bad frame: {exc}", throttle_duration_sec=_THROTTLE
-            )
-            return None
-        return frame, image, order
-
     # ---- helpers --------------------------------------------------------------------------
-
-    def release(self) -> None:
-        """Stop the worker and free the model without a lifecycle transition (for exits after
-        the ROS context is gone)."""
-        self._stop()
 
     def _load_segmenter(self, settings: NodeSettings) -> Segmenter:
         started = time.perf_counter()
         what = "loading and warming up the model"
-        if settings.backend == "onnxruntime" and settings.device.startswith("cuda"):
+        engine = settings.segmenter
+        if engine.resolved_backend == "onnxruntime" and engine.device.startswith("cuda"):
             what += " (a first TensorRT engine build takes minutes)"
         self.get_logger().info(f"{what} ...")
         with heartbeat(self.get_logger(), what):
-            segmenter = Segmenter.load(
-                settings.model or (None if settings.checkpoint else DEFAULT_MODEL),
-                settings.checkpoint or None,
-                backend=settings.backend,
-                device=settings.device,
-                precision=settings.precision,
-                batch_size=settings.batch_size,
-                **settings.engine_options(),
-            )
-            segmenter.inference = settings.inference_for(segmenter.inference)
+            segmenter = settings.segmenter.load()
             if settings.warmup:
                 height, width = segmenter.inference.input_size
                 segmenter.predict(np.zeros((height, width, 3), np.uint8))
@@ -332,22 +312,13 @@ class VLTSegNode(LifecycleNode):
         settings = self._settings
         if settings is None or self._diagnostics_pub is None:
             return
-        counters = self._scheduler.counters() if self._scheduler is not None else {}
-        statuses = [engine_status(self.get_name(), settings, self._segmenter)]
+        engine = DiagnosticStatusWrapper(
+            name=f"{self.get_name()}: engine", hardware_id=settings.segmenter.device
+        )
+        statuses = [engine_status(engine, settings.segmenter, self._segmenter)]
         for name, camera in self._cameras.items():
-            snapshot = camera.stats.snapshot()
-            count = counters.get(name, CameraCounters())
-            drops = count.dropped_stale + snapshot.bad_input
-            statuses.append(
-                camera_status(
-                    self.get_name(),
-                    name,
-                    snapshot,
-                    count,
-                    drops - self._reported_drops.get(name, 0),
-                )
-            )
-            self._reported_drops[name] = drops
+            stat = DiagnosticStatusWrapper(name=camera.health.name, hardware_id=name)
+            statuses.append(camera.health.run(stat))
         self._diagnostics_pub.publish(
             DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=statuses)
         )
@@ -359,6 +330,20 @@ class VLTSegNode(LifecycleNode):
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+
+def _qos(endpoint: EndpointQos) -> QoSProfile:
+    reliability = (
+        ReliabilityPolicy.RELIABLE
+        if endpoint.reliability == "reliable"
+        else ReliabilityPolicy.BEST_EFFORT
+    )
+    return QoSProfile(
+        reliability=reliability,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=endpoint.depth,
+        durability=DurabilityPolicy.VOLATILE,
+    )
 
 
 def autostart(node: VLTSegNode) -> bool:

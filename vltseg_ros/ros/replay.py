@@ -24,17 +24,14 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from vltseg_ros.bag.topics import find_topics
-from vltseg_ros.bag.typestore import CAMERA_INFO
 from vltseg_ros.errors import VLTSegError
 from vltseg_ros.evaluation.report import EvaluationReport
 from vltseg_ros.ros.bag_player import BagPlayer
+from vltseg_ros.ros.launch_helpers import CAMERA, MASK, bag_camera
 from vltseg_ros.ros.replay_recorder import ReplayRecorder
 from vltseg_ros.ros.transport import large_data_environment
 
 _STATE_RETRY_S = 3.0  # seconds between get_state requests while waiting for the node
-
-CAMERA = "camera"
 
 
 class ReplayError(VLTSegError):
@@ -43,9 +40,17 @@ class ReplayError(VLTSegError):
 
 
 def write_params_file(folder: Path, params: dict[str, Any]) -> Path:
-    """``folder/vltseg_node.yaml`` holding ``params`` for the node (in any namespace)."""
+    """``folder/vltseg_node.yaml`` holding ``params`` (nested, or with dotted names) for the
+    node in any namespace."""
+    nested: dict[str, Any] = {}
+    for name, value in params.items():
+        *sections, leaf = name.split(".")
+        target = nested
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[leaf] = list(value) if isinstance(value, tuple) else value
     path = folder / "vltseg_node.yaml"
-    path.write_text(yaml.safe_dump({"/**/vltseg_node": {"ros__parameters": params}}))
+    path.write_text(yaml.safe_dump({"/**/vltseg_node": {"ros__parameters": nested}}))
     return path
 
 
@@ -61,30 +66,6 @@ def node_command(params_file: Path, ros_args: Sequence[str] = ()) -> list[str]:
         str(params_file),
         *ros_args,
     ]
-
-
-def node_parameters(bag: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """vltseg_node parameters that subscribe camera ``camera`` to the bag's image topic.
-
-    A compressed image topic (``<base>/compressed``) becomes ``transport: compressed`` on its
-    base topic; the bag's camera_info topic, if any, is used.
-    """
-    topics = find_topics(bag)
-    image, transport = topics.image_topic, "raw"
-    if topics.compressed:
-        image, transport = image.removesuffix("/compressed"), "compressed"
-    return {
-        **overrides,
-        "use_sim_time": True,
-        "cameras": [CAMERA],
-        CAMERA: {
-            "image_topic": image,
-            "camera_info_topic": next(
-                (t.name for t in topics.topics if t.msgtype == CAMERA_INFO), ""
-            ),
-            "transport": transport,
-        },
-    }
 
 
 def run_live_replay(
@@ -118,10 +99,13 @@ def run_live_replay(
     environment = {**large_data_environment(), "ROS_LOG_DIR": str(out / "ros_log")}
     os.environ.update(environment)
     with tempfile.TemporaryDirectory() as tmp:
-        params_file = write_params_file(Path(tmp), node_parameters(bag, node_overrides))
+        camera = bag_camera(str(bag))
+        params = {**node_overrides, "use_sim_time": True, **camera.parameters}
+        params_file = write_params_file(Path(tmp), params)
+        remaps = [arg for rule in camera.remappings for arg in ("-r", f"{rule[0]}:={rule[1]}")]
         with (out / "node.log").open("w") as log:
             node = subprocess.Popen(
-                node_command(params_file),
+                node_command(params_file, remaps),
                 env={**os.environ, **environment},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -154,7 +138,7 @@ def _play_and_record(
                 Parameter("bag", value=str(bag)),
                 Parameter("rate", value=float(options["rate"])),
                 Parameter("lockstep", value=bool(options["lockstep"])),
-                Parameter("mask_topic", value=f"/{CAMERA}/segmentation/mask"),
+                Parameter("mask_topic", value=f"/{MASK}"),
                 Parameter("subscriber_timeout", value=600.0),
             ]
         )

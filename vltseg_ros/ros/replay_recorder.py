@@ -25,7 +25,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 
 from vltseg_ros.bag.reading import header_stamp_ns, raw_messages, read_labels
 from vltseg_ros.bag.topics import find_topics
@@ -33,16 +33,10 @@ from vltseg_ros.bag.writing import BagWriter
 from vltseg_ros.errors import VLTSegError
 from vltseg_ros.evaluation.metrics import ConfusionMatrix
 from vltseg_ros.evaluation.report import EvaluationReport, write_report
+from vltseg_ros.image_messages import image_to_array
 from vltseg_ros.msg import ClassSet, SegmentationInfo
-from vltseg_ros.ros.image_conversions import image_to_array
-
-_OUTPUTS = {
-    "mask": ("sensor_msgs/msg/Image", Image),
-    "confidence": ("sensor_msgs/msg/Image", Image),
-    "overlay": ("sensor_msgs/msg/Image", Image),
-    "info": ("vltseg_ros/msg/SegmentationInfo", SegmentationInfo),
-    "camera_info": ("sensor_msgs/msg/CameraInfo", CameraInfo),
-}
+from vltseg_ros.outputs import output_topic
+from vltseg_ros.ros.messages import OUTPUT_TYPES, type_name
 
 
 class ReplayRecorder(Node):
@@ -84,16 +78,16 @@ class ReplayRecorder(Node):
         self._overlay_dir = self.out / "overlays" if get("save_overlays").value else None
         camera = get("camera").value
         outputs = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        for kind, (msgtype, msg_class) in _OUTPUTS.items():
+        for kind, msg_class in OUTPUT_TYPES.items():
             subscription = self.create_subscription(
                 msg_class,
-                f"{camera}/segmentation/{kind}",
+                output_topic(camera, kind),
                 lambda data, k=kind: self._on_output(k, data),
                 outputs,
                 raw=True,
             )
             if self._writer is not None:
-                self._writer.add_topic(subscription.topic_name, msgtype)
+                self._writer.add_topic(subscription.topic_name, type_name(msg_class))
             setattr(self, f"_{kind}_topic", subscription.topic_name)
         latched = QoSProfile(
             depth=1,
@@ -139,7 +133,7 @@ class ReplayRecorder(Node):
 
     def _on_output(self, kind: str, data: bytes) -> None:
         decode = kind in ("mask", "info") or (kind == "overlay" and self._overlay_dir)
-        msg = deserialize_message(data, _OUTPUTS[kind][1]) if decode else None
+        msg = deserialize_message(data, OUTPUT_TYPES[kind]) if decode else None
         with self._lock:
             self._last_activity = time.monotonic()
             if self._writer is not None:  # logged at the input's stamp: the bag's timeline

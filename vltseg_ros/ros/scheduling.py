@@ -2,7 +2,8 @@
 
 Callbacks only :meth:`FrameScheduler.submit` (O(1), never waits on inference). Each camera has
 one slot holding its newest unprocessed frame; a frame replaced before the worker took it is
-dropped and counted as *busy*. The worker's :meth:`FrameScheduler.next_batch` takes the newest
+dropped and counted as *busy* (on the camera's :class:`FrameCounter`, the node's
+``CameraHealth``). The worker's :meth:`FrameScheduler.next_batch` takes the newest
 frame of every camera at once (so several cameras run as one batch) and drops, counting as
 *stale*, frames older than ``max_age``. When some cameras have a frame and others not yet, it
 waits up to ``batch_window`` (from the arrival of the oldest waiting frame) for the rest, so
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -40,28 +41,26 @@ class PendingFrame:
         return now - (self.stamp if self.stamp > 0 else self.received)
 
 
-@dataclass
-class CameraCounters:
-    """Per-camera frame counts since activation."""
+class FrameCounter(Protocol):
+    """Where a camera's received and dropped frames are counted."""
 
-    received: int = 0
-    dropped_busy: int = 0
-    dropped_stale: int = 0
-    taken: int = 0
+    def received(self) -> None: ...
+
+    def dropped(self, reason: Literal["busy", "stale"]) -> None: ...
 
 
 @dataclass
 class _Slot:
+    counter: FrameCounter
     frame: PendingFrame | None = None
     arrived: float = 0.0  # time.monotonic() of the frame's arrival, for the batch window
-    counters: CameraCounters = field(default_factory=CameraCounters)
 
 
 class FrameScheduler:
     """Per-camera newest-frame slots shared by callbacks (producers) and one worker.
 
     Args:
-        cameras: camera names.
+        cameras: camera name -> where its frames are counted.
         max_age: frames older than this many seconds when the worker takes them are dropped;
             0 or less disables the check.
         clock: returns the current time in seconds, on the same clock as the frame stamps.
@@ -71,12 +70,12 @@ class FrameScheduler:
 
     def __init__(
         self,
-        cameras: Sequence[str],
+        cameras: Mapping[str, FrameCounter],
         max_age: float,
         clock: Callable[[], float],
         batch_window: float = 0.0,
     ) -> None:
-        self._slots = {name: _Slot() for name in cameras}
+        self._slots = {name: _Slot(counter) for name, counter in cameras.items()}
         self._max_age = max_age
         self._batch_window = batch_window
         self._clock = clock
@@ -88,9 +87,9 @@ class FrameScheduler:
         frame = PendingFrame(camera, message, stamp, self._clock())
         with self._ready:
             slot = self._slots[camera]
-            slot.counters.received += 1
+            slot.counter.received()
             if slot.frame is not None:
-                slot.counters.dropped_busy += 1
+                slot.counter.dropped("busy")
             else:
                 slot.arrived = time.monotonic()
             slot.frame = frame
@@ -114,9 +113,8 @@ class FrameScheduler:
                 if frame is None:
                     continue
                 if self._max_age > 0 and frame.age(now) > self._max_age:
-                    slot.counters.dropped_stale += 1
+                    slot.counter.dropped("stale")
                 else:
-                    slot.counters.taken += 1
                     batch.append(frame)
             return batch
 
@@ -124,11 +122,6 @@ class FrameScheduler:
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
         return self._closed
-
-    def counters(self) -> dict[str, CameraCounters]:
-        """A snapshot of every camera's counters."""
-        with self._ready:
-            return {name: CameraCounters(**vars(s.counters)) for name, s in self._slots.items()}
 
     def close(self) -> None:
         """Wake the worker and make every later :meth:`next_batch` return at once."""

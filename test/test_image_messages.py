@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from vltseg_ros.errors import InvalidImageError
-from vltseg_ros.ros.image_conversions import (
+from vltseg_ros.image_messages import (
     SUPPORTED_ENCODINGS,
-    array_to_image,
     compressed_to_array,
     image_to_array,
     supported_encodings,
 )
+from vltseg_ros.ros.messages import array_to_image
 
 rosbags_image = pytest.importorskip("rosbags.image")
 typesys = pytest.importorskip("rosbags.typesys")

@@ -1,0 +1,212 @@
+"""Settings as data: one dataclass field per option, with its default, description, choices
+and range, from which node parameters, command-line flags, the shipped YAML and the
+documentation tables are all made.
+
+    @dataclass(frozen=True)
+    class TorchOptions:
+        compile: bool = option(False, "torch.compile the model")
+
+A field whose type is itself such a dataclass is a section: its options are named
+``section.option`` (``pytorch.compile``), and its default instance gives the defaults (so two
+sections of one class can differ); a :func:`section` adds its options without a prefix.
+:func:`option_specs` lists every option of a class (sections expanded); :func:`build` makes an
+instance from option values, checking types, choices and ranges, and reports every invalid
+option at once. Nothing here imports ROS or torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vltseg_ros.errors import ConfigError
+
+Number = int | float
+
+
+def option(
+    default: Any,
+    description: str,
+    *,
+    choices: Sequence[Any] | None = None,
+    range: tuple[Number, Number] | None = None,
+    unit: str = "",
+) -> Any:
+    """A dataclass field that is an option: ``default`` (immutable; lists become tuples) and
+    its ``description``; ``choices`` (the only allowed values) or ``range`` (inclusive bounds
+    of a number); ``unit`` for documentation ("s", "Hz")."""
+    if isinstance(default, list):
+        default = tuple(default)
+    if dataclasses.is_dataclass(default):
+        kwargs = {"default_factory": lambda: default}
+    else:
+        kwargs = {"default": default}
+    metadata = {"description": description, "choices": choices, "range": range, "unit": unit}
+    return dataclasses.field(metadata=metadata, **kwargs)
+
+
+def section(default: Any) -> Any:
+    """A field holding a settings dataclass whose options join the enclosing class's names
+    (no ``section.`` prefix)."""
+    return dataclasses.field(
+        default_factory=lambda: default, metadata={"description": "", "flat": True}
+    )
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option of a settings class, sections expanded.
+
+    Attributes:
+        name: dotted name (``onnxruntime.cache_dir``).
+        kind: the value type: bool, int, float, str, or tuple (a list of int or str).
+        default: the default value.
+        description: what it does (a section's description comes first).
+        choices: allowed values, or None.
+        range: inclusive (low, high) of a number, or None.
+        unit: unit of a number, for documentation.
+    """
+
+    name: str
+    kind: type
+    default: Any
+    description: str
+    choices: tuple[Any, ...] | None = None
+    range: tuple[Number, Number] | None = None
+    unit: str = ""
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` is not valid for this option, or None."""
+        if not _has_kind(value, self.kind, self.default):
+            return f"{self.name}: {value!r} is not {_kind_name(self.kind, self.default)}"
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            return f"{self.name}: {value!r} is not one of {allowed}"
+        if self.range is not None and not (self.range[0] <= value <= self.range[1]):
+            return f"{self.name}: {value!r} is outside [{self.range[0]}, {self.range[1]}]"
+        return None
+
+
+def option_specs(cls_or_instance: Any, prefix: str = "", context: str = "") -> list[OptionSpec]:
+    """Every option of a settings dataclass (or of an instance: its values are the defaults),
+    in field order, sections expanded."""
+    instance = cls_or_instance if not isinstance(cls_or_instance, type) else cls_or_instance()
+    hints = typing.get_type_hints(type(instance))
+    specs = []
+    for field in dataclasses.fields(instance):
+        if "description" not in field.metadata:
+            continue
+        meta, value = field.metadata, getattr(instance, field.name)
+        description = f"{context} {meta['description']}".strip()
+        if dataclasses.is_dataclass(value):
+            inner = prefix if meta.get("flat") else f"{prefix}{field.name}."
+            specs.extend(option_specs(value, inner, description))
+            continue
+        choices = tuple(meta["choices"]) if meta["choices"] is not None else None
+        specs.append(
+            OptionSpec(
+                f"{prefix}{field.name}",
+                _kind(hints[field.name]),
+                value,
+                description,
+                choices,
+                meta["range"],
+                meta["unit"],
+            )
+        )
+    return specs
+
+
+def build(
+    cls: type,
+    values: Mapping[str, Any],
+    errors: list[str] | None = None,
+    prefix: str = "",
+    what: str = "settings",
+) -> Any:
+    """An instance of ``cls`` from dotted option values (missing ones keep their defaults;
+    with ``prefix``, every name starts with it).
+
+    Lists are taken as tuples and ints as floats where a float is wanted. Raises
+    :class:`ConfigError` ("invalid <what>: ...") naming every invalid option, after adding
+    ``errors`` (the caller's own findings) to the message; unknown names are errors too.
+    """
+    errors = list(errors or [])
+    specs = {spec.name: spec for spec in option_specs(cls, prefix)}
+    unknown = sorted(set(values) - set(specs))
+    errors.extend(f"{name}: unknown option" for name in unknown)
+    checked: dict[str, Any] = {}
+    for name, spec in specs.items():
+        value = _normalized(values.get(name, spec.default), spec)
+        problem = spec.check(value)
+        if problem:
+            errors.append(problem)
+        checked[name] = value
+    if errors:
+        raise ConfigError(f"invalid {what}: " + "; ".join(errors))
+    try:
+        return _instance(cls(), checked, prefix)
+    except ConfigError as exc:  # a section's own check (__post_init__)
+        raise ConfigError(f"invalid {what}: {exc}") from None
+
+
+def values_of(instance: Any) -> dict[str, Any]:
+    """The dotted option values of a settings instance (the inverse of :func:`build`)."""
+    return {spec.name: spec.default for spec in option_specs(instance)}
+
+
+def _instance(default: Any, values: Mapping[str, Any], prefix: str) -> Any:
+    changes = {}
+    for field in dataclasses.fields(default):
+        if "description" not in field.metadata:
+            continue
+        current = getattr(default, field.name)
+        if dataclasses.is_dataclass(current):
+            inner = prefix if field.metadata.get("flat") else f"{prefix}{field.name}."
+            changes[field.name] = _instance(current, values, inner)
+        else:
+            changes[field.name] = values[f"{prefix}{field.name}"]
+    return dataclasses.replace(default, **changes)
+
+
+def _kind(hint: Any) -> type:
+    origin = typing.get_origin(hint)
+    if origin in (tuple, list):
+        return tuple
+    if origin in (typing.Union, types.UnionType, typing.Literal):
+        raise TypeError(f"option type {hint} is not supported: use bool, int, float, str, tuple")
+    return hint
+
+
+def _normalized(value: Any, spec: OptionSpec) -> Any:
+    if spec.kind is tuple and isinstance(value, list):
+        return tuple(value)
+    if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _has_kind(value: Any, kind: type, default: Any) -> bool:
+    if kind is tuple:
+        items = default[0] if default else None
+        return isinstance(value, tuple) and all(
+            type(item) is type(items) for item in value if items is not None
+        )
+    if kind is float:
+        return isinstance(value, float) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _kind_name(kind: type, default: Any) -> str:
+    if kind is tuple:
+        return f"a list of {type(default[0]).__name__}" if default else "a list"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        kind, kind.__name__
+    )
