@@ -70,8 +70,8 @@ setup(
             # The ROS node (needs rclpy and the package's messages, i.e. a ROS 2 set-up); colcon
             # installs the same entry point as lib/vltseg_ros/vltseg_node for `ros2 run`.
             "vltseg_node = vltseg_ros.ros.node:main",
-            "vltseg_bag_player = vltseg_ros.ros.bag_player:main",
-            "vltseg_replay_recorder = vltseg_ros.ros.replay_recorder:main",
+            "vltseg_bag_player = vltseg_ros.bag_replay.player:main",
+            "vltseg_replay_recorder = vltseg_ros.bag_replay.recorder:main",
         ]
     },
 )

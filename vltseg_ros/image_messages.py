@@ -88,11 +88,6 @@ class _Frame(NamedTuple):
     buffer: np.ndarray
 
 
-def supported_encodings() -> tuple[str, ...]:
-    """Image encodings that :func:`image_to_array` accepts."""
-    return SUPPORTED_ENCODINGS
-
-
 def image_to_array(
     msg: object, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> tuple[np.ndarray, ColorOrder]:

@@ -19,7 +19,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from vltseg_ros.ros.replay import node_command, write_params_file
+from vltseg_ros.bag_replay.live import node_command, write_params_file
 from vltseg_ros.ros.transport import large_data_environment
 
 NODE = "vltseg_node"
@@ -140,6 +140,18 @@ class Peer:
                 if status.name.endswith(f"camera {camera}"):
                     return {kv.key: kv.value for kv in status.values}
         return None
+
+    def wait_for_diagnostics(self, camera: str, **expected: int) -> dict[str, str]:
+        """The newest diagnostics of ``camera`` once its values equal ``expected``."""
+
+        def matches() -> bool:
+            values = self.diagnostics(camera) or {}
+            return all(values.get(key) == str(value) for key, value in expected.items())
+
+        wait_until(
+            matches, 30, f"{camera} diagnostics {expected}", lambda: self.diagnostics(camera)
+        )
+        return self.diagnostics(camera)
 
     def lifecycle(self, transition: int, timeout: float = 60.0) -> bool:
         """Request a lifecycle transition of the node through its service; True on success."""

@@ -70,15 +70,6 @@ def _masks(peer, camera: str) -> list:
     return peer.messages(MASK.format(camera=camera))
 
 
-def _diagnostics_settle(peer, camera: str, **expected: int) -> dict[str, str]:
-    def matches() -> bool:
-        values = peer.diagnostics(camera) or {}
-        return all(values.get(key) == str(value) for key, value in expected.items())
-
-    wait_until(matches, 30, f"{camera} diagnostics {expected}", lambda: peer.diagnostics(camera))
-    return peer.diagnostics(camera)
-
-
 def _error_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("[ERROR]")]
 
@@ -101,12 +92,12 @@ def test_decompression_bombs_are_refused_before_decoding_and_stall_no_camera(ros
             )
             _send(peer, "front", good)
             wait_until(lambda n=round_: len(_masks(peer, "front")) > n, 30, f"front mask {round_}")
-        diag = _diagnostics_settle(peer, "hostile", dropped_bad_input=6)
+        diag = peer.wait_for_diagnostics("hostile", dropped_bad_input=6)
         refused = "PNG image of 20000x20000 = 400000000 pixels, over the limit of 33554432"
         assert refused in diag["last_error"] and "refused before decoding" in diag["last_error"]
         grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
         assert grown < 300_000, f"peak memory grew {grown} KiB: a bomb was decoded"
-        assert _diagnostics_settle(peer, "front", published=6, errors=0)
+        assert peer.wait_for_diagnostics("front", published=6, errors=0)
         _send(peer, "hostile", CompressedImage(format="jpeg", data=_jpeg(_frame())))
         wait_until(lambda: _masks(peer, "hostile"), 30, "the hostile camera's good frame")
         assert _masks(peer, "hostile")[-1].height == 64
@@ -187,7 +178,7 @@ def test_an_engine_error_mid_stream_skips_that_frame_only(ros, monkeypatch) -> N
         for i in range(4):
             _send(peer, "camera", array_to_image(_frame(), "rgb8", peer.header("")))
             wait_until(lambda n=i: len(engines[0].calls) >= n + 2, 30, f"inference of frame {i}")
-        diag = _diagnostics_settle(peer, "camera", published=3, errors=1)
+        diag = peer.wait_for_diagnostics("camera", published=3, errors=1)
         assert diag["last_error"] == "inference failed: EngineError: injected fault"
         wait_until(lambda: len(_masks(peer, "camera")) == 3, 10, "three masks")
 
@@ -217,7 +208,7 @@ def test_cuda_out_of_memory_retries_at_a_smaller_batch(ros, monkeypatch, caplog)
         # frame 2: all 8 crops at 2
         assert engine.calls == [4, 2, 2, 2, 2, 2, 2, 2, 2]
         assert engine.released == 1
-        assert _diagnostics_settle(peer, "camera", published=2, errors=0)
+        assert peer.wait_for_diagnostics("camera", published=2, errors=0)
         # the node process forwards the core's log to its ROS log (test_logging_bridge.py)
         assert "lowered batch_size from 4 to 2 (kept for later frames)" in caplog.text
 
@@ -234,12 +225,12 @@ def test_out_of_memory_even_for_one_crop_skips_the_frame(ros, monkeypatch) -> No
     with node_in_process(peer, params) as node:
         _start(peer, node, {"camera": Image})
         _send(peer, "camera", array_to_image(_frame(), "rgb8", peer.header("")))
-        diag = _diagnostics_settle(peer, "camera", errors=1, published=0)
+        diag = peer.wait_for_diagnostics("camera", errors=1, published=0)
         assert "EngineOutOfMemoryError" in diag["last_error"]
         assert "ran out of memory on a single network input" in diag["last_error"]
         failing["on"] = False
         _send(peer, "camera", array_to_image(_frame(), "rgb8", peer.header("")))
-        _diagnostics_settle(peer, "camera", errors=1, published=1)
+        peer.wait_for_diagnostics("camera", errors=1, published=1)
 
 
 def test_a_camera_whose_frames_keep_failing_does_not_stop_the_others(ros, monkeypatch) -> None:
@@ -259,8 +250,8 @@ def test_a_camera_whose_frames_keep_failing_does_not_stop_the_others(ros, monkey
             _send(peer, "broken", array_to_image(_frame(255), "rgb8", peer.header("")))
             _send(peer, "good", array_to_image(_frame(100), "rgb8", peer.header("")))
             wait_until(lambda n=i: len(_masks(peer, "good")) > n, 30, f"good mask {i}")
-        _diagnostics_settle(peer, "broken", errors=4, published=0)
-        good = _diagnostics_settle(peer, "good", errors=0, published=4)
+        peer.wait_for_diagnostics("broken", errors=4, published=0)
+        good = peer.wait_for_diagnostics("good", errors=0, published=4)
         assert good["last_error"] == ""
         infos = peer.messages("good/segmentation/info")
         assert max(info.batch_frames for info in infos) == 2  # they did share batches

@@ -334,22 +334,13 @@ def test_bad_frames_are_counted_and_named_and_the_next_good_one_is_processed(
             counts[camera] += 1
             msg.header = peer.header("bad")
             peer.publish(topic, msg)
-            diag = _wait_diag(peer, camera, dropped_bad_input=counts[camera], published=0)
+            diag = peer.wait_for_diagnostics(camera, dropped_bad_input=counts[camera], published=0)
             assert reason in diag["last_error"], diag["last_error"]
         peer.publish("camera/image_raw", array_to_image(two_classes(), "rgb8", peer.header("ok")))
         masks = _wait_for(peer, "camera", "mask", 1)
         assert [m.header.frame_id for m in masks] == ["ok"]
         log = capfd.readouterr().err
         assert "skipped a bad frame" in log and "Traceback" not in log
-
-
-def _wait_diag(peer, camera: str, **expected: int) -> dict[str, str]:
-    def matches() -> bool:
-        values = peer.diagnostics(camera) or {}
-        return all(values.get(key) == str(value) for key, value in expected.items())
-
-    wait_until(matches, 30, f"{camera} diagnostics {expected}", lambda: peer.diagnostics(camera))
-    return peer.diagnostics(camera)
 
 
 def test_a_checkpoint_supplies_the_architecture(ros, tmp_path, caplog) -> None:

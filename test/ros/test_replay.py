@@ -9,8 +9,8 @@ from sensor_msgs.msg import Image
 
 from vltseg_ros.bag.make_bag import BagLayout, synthetic_frames, write_frames_bag
 from vltseg_ros.bag.topics import list_topics, open_bag
+from vltseg_ros.bag_replay.live import ReplayError, run_live_replay
 from vltseg_ros.msg import SegmentationInfo
-from vltseg_ros.ros.replay import ReplayError, run_live_replay
 
 FAST = {"model": "tiny", "inference": {"mode": "whole", "whole_size": [64, 128]}}
 # Slide over 256x512 frames with 64-pixel crops: about a second per frame on 2 CPU cores.

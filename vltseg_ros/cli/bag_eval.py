@@ -137,7 +137,7 @@ def _run_live(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from vltseg_ros.ros.replay import run_live_replay
+    from vltseg_ros.bag_replay.live import run_live_replay
 
     settings = options_from(args, SegmenterSettings)
     settings.check()

@@ -122,15 +122,6 @@ def gather_objects(obj: Any) -> list[Any]:
     return gathered
 
 
-def broadcast_object(obj: Any) -> Any:
-    """Rank 0's ``obj`` on every process."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return obj
-    holder = [obj]
-    dist.broadcast_object_list(holder, src=0)
-    return holder[0]
-
-
 def barrier(context: DistributedContext) -> None:
     """Wait until every process gets here."""
     if not (dist.is_available() and dist.is_initialized()):

@@ -25,6 +25,7 @@ import yaml
 from vltseg_ros.config import ModelConfig, load_model_config
 from vltseg_ros.data.factory import parse_dataset_spec
 from vltseg_ros.data.transforms import REFERENCE_TRAIN_SIZES
+from vltseg_ros.engines.base import Precision
 from vltseg_ros.errors import ConfigError, DatasetError, UnknownModelError
 from vltseg_ros.typed_yaml import build_dataclass, parse_mapping, read_mapping_file, to_plain
 
@@ -120,7 +121,7 @@ class EvalSection:
     interval: int = 500
     limit: int | None = None
     batch_size: int = 4
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    precision: Precision = "fp32"
 
 
 @dataclass(frozen=True)
