@@ -33,7 +33,9 @@ setup(
             "model_configs/**/*.yaml",
             "model_configs/**/*.json",
             "train_configs/*.yaml",
-        ]
+        ],
+        # the built-in demo model's weights (vltseg_ros.demo_model.DEMO_CHECKPOINT)
+        "vltseg_ros.demo_model": ["*.safetensors"],
     },
     include_package_data=False,
     # The message definitions, where the bag tools look for them outside a source checkout
@@ -59,6 +61,7 @@ setup(
         "rosbags>=0.10",
         "matplotlib>=3.7",
         "cityscapesScripts>=2.2",
+        "scikit-learn>=1.3",  # anomaly metrics (AUROC, AP, FPR95)
     ],
     extras_require={
         # CUDA / TensorRT execution providers; replaces the CPU-only onnxruntime wheel.

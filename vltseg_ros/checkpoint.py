@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor, nn
 
-from vltseg_ros.config import ModelConfig
+from vltseg_ros.config import Calibration, ModelConfig
 from vltseg_ros.errors import CheckpointError, CheckpointNotFoundError, ConfigError
 from vltseg_ros.files import require_file, require_torch_file
 from vltseg_ros.model.encoder import ClipEncoder
@@ -31,6 +31,16 @@ LOG = logging.getLogger(__name__)
 FORMAT = "vltseg_ros.checkpoint.v1"
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 _WRAPPER_KEYS = ("state_dict", "model", "module")
+_STANDARD_METADATA = (  # what save_checkpoint writes itself
+    "format",
+    "model_config",
+    "model_name",
+    "classes",
+    "normalization",
+    "crop_size",
+    "training_domain",
+    "source",
+)
 
 
 def save_checkpoint(
@@ -128,6 +138,34 @@ def load_model(
     model = VLTSeg(config)
     _load_strict(model, state_dict, path)
     return model.to(map_location)
+
+
+def save_with_calibration(
+    source: str | Path,
+    out: str | Path,
+    calibration: Calibration,
+    config: ModelConfig | None = None,
+) -> Path:
+    """Copy checkpoint ``source`` to the ``.safetensors`` file ``out`` with ``calibration`` in
+    its model config; its other metadata (source, training domain, extras) is kept.
+
+    Args:
+        config: the architecture, for a ``.pt`` state dict (which carries none).
+
+    Raises:
+        CheckpointError: as :func:`load_model`.
+    """
+    _, metadata = read_checkpoint(source)
+    model = load_model(source, config)
+    model.config = model.config.replace(calibration=calibration)
+    kept = {k: v for k, v in metadata.items() if k not in _STANDARD_METADATA}
+    return save_checkpoint(
+        model,
+        out,
+        training_domain=model.config.training_domain,
+        source=metadata.get("source") or str(source),
+        extra_metadata=kept,
+    )
 
 
 def config_from_metadata(metadata: Mapping[str, str], path: str | Path) -> ModelConfig:

@@ -9,6 +9,7 @@ checkpoints store, so a checkpoint describes the model it holds.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -207,6 +208,49 @@ class InferenceConfig:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """What ``vltseg calibrate`` fitted and measured on labelled held-out frames.
+
+    Stored in the model config (so checkpoints and ONNX exports carry it). ``temperature``
+    tempers the class probabilities (``p ∝ s ** (1 / T)``,
+    :func:`vltseg_ros.inference.scores.apply_temperature`); the per-frame statistics are the
+    reference of the domain-shift monitor (:mod:`vltseg_ros.domain_shift`).
+
+    Attributes:
+        temperature: > 0; 1 = untempered.
+        mean_confidence: mean over the calibration frames of each frame's mean winning-class
+            probability (at ``temperature``), and its standard deviation across frames.
+        anomaly_fraction: mean over the frames of the share of pixels whose anomaly score
+            (``anomaly_method``) exceeds ``anomaly_threshold``, and its standard deviation.
+        ece_before, ece_after: expected calibration error (15 bins) at temperature 1 and at
+            ``temperature``, on the pixels the temperature was fitted on.
+        frames: calibration frames; source: what they were (``cityscapes:/data/cs``, a bag).
+    """
+
+    temperature: float = 1.0
+    mean_confidence: float = 0.0
+    mean_confidence_std: float = 0.0
+    anomaly_fraction: float = 0.0
+    anomaly_fraction_std: float = 0.0
+    anomaly_method: str = "rba"
+    anomaly_threshold: float = -0.5
+    ece_before: float = 0.0
+    ece_after: float = 0.0
+    frames: int = 0
+    source: str = ""
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for a non-positive temperature or shares outside [0, 1]."""
+        if not 0 < self.temperature < math.inf:
+            raise ConfigError(
+                f"calibration temperature must be a finite number > 0, got {self.temperature}"
+            )
+        for name in ("mean_confidence", "anomaly_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"calibration {name} must be in [0, 1]")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to build a model and run it on camera frames."""
 
@@ -218,6 +262,7 @@ class ModelConfig:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     training_domain: str | None = None
     description: str = ""
+    calibration: Calibration | None = None
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` when any part is invalid."""
@@ -228,6 +273,8 @@ class ModelConfig:
         self.classes.validate()
         self.normalization.validate()
         self.inference.validate()
+        if self.calibration is not None:
+            self.calibration.validate()
 
     @property
     def class_set(self) -> ClassSetConfig:

@@ -61,3 +61,8 @@ class DatasetError(VLTSegError):
 
 class TrainingError(VLTSegError, RuntimeError):
     """Training cannot start or continue (output folder, resume state, distributed setup)."""
+
+
+class EvaluationError(VLTSegError, ValueError):
+    """Evaluation inputs are inconsistent (shapes, value ranges) or cannot give a metric (e.g.
+    anomaly truth without a single anomaly pixel)."""

@@ -2,7 +2,8 @@
 
 The node (rclpy) and the bag tools (rosbags) both build their messages from
 :func:`frame_outputs`, under the topics :func:`output_topic` names:
-``<camera>/segmentation/{mask,confidence,overlay,info,camera_info}``. Nothing here imports ROS.
+``<camera>/segmentation/{mask,confidence,overlay,anomaly,info,camera_info}``. Nothing here
+imports ROS.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ import cv2
 import numpy as np
 
 from vltseg_ros.config import ClassSetConfig
+from vltseg_ros.inference.scores import ANOMALY_METHODS, DEFAULT_THRESHOLDS
 from vltseg_ros.options import option
 from vltseg_ros.visualize import confidence_to_uint8, overlay
 
 if TYPE_CHECKING:  # no torch import: the launch files use output_topic
     from vltseg_ros.inference.predictor import SegmentationResult
 
-OUTPUTS = ("mask", "confidence", "overlay", "info", "camera_info")
+OUTPUTS = ("mask", "confidence", "overlay", "anomaly", "info", "camera_info")
 """The per-camera output topics, ``<camera>/segmentation/<output>``."""
-MASK_ENCODING, OVERLAY_ENCODING = "mono8", "rgb8"
+MASK_ENCODING, OVERLAY_ENCODING, ANOMALY_ENCODING = "mono8", "rgb8", "32FC1"
 CONFIDENCE_ENCODINGS = ("32FC1", "mono8")
 
 
@@ -60,6 +62,19 @@ class OutputSettings:
     overlay_alpha: float = option(
         0.5, "Weight of the class colors in the overlay image.", range=(0.0, 1.0)
     )
+    anomaly_method: str = option(
+        "rba",
+        "Per-pixel anomaly score, from the raw class scores: rba (Rejected by All, -sum tanh, "
+        "in [-C, 0]), max_logit (-max score), max_probability (1 - max probability), entropy "
+        "(normalized, [0, 1]). Higher = more anomalous.",
+        choices=ANOMALY_METHODS,
+    )
+    anomaly_threshold: float = option(
+        DEFAULT_THRESHOLDS["rba"],
+        "Pixels whose anomaly score exceeds this count as anomalous (anomaly_fraction, the "
+        "domain-shift monitor). -0.5 suits rba; 0.5 max_probability and entropy.",
+        range=(-1000.0, 1000.0),
+    )
 
     def predict_options(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`Segmenter.predict_frames` (with the summary)."""
@@ -68,6 +83,8 @@ class OutputSettings:
             "output_size": "model" if self.output_resolution == "model" else None,
             "resize": self.upsample,
             "summarize": True,
+            "anomaly_method": self.anomaly_method,
+            "anomaly_threshold": self.anomaly_threshold,
         }
 
 
@@ -81,6 +98,7 @@ class FrameOutputs:
         confidence_encoding: "32FC1" or "mono8".
         overlay: (H, W, 3) uint8 RGB class colors over the frame, or None when not wanted.
         info: the SegmentationInfo fields but the header.
+        anomaly: (H, W) float32 anomaly score (32FC1), or None when not wanted.
     """
 
     mask: np.ndarray
@@ -88,6 +106,7 @@ class FrameOutputs:
     confidence_encoding: Literal["32FC1", "mono8"]
     overlay: np.ndarray | None
     info: dict[str, Any]
+    anomaly: np.ndarray | None = None
 
     def images(self) -> dict[str, tuple[np.ndarray, str]]:
         """output -> (array, encoding) of the image outputs present."""
@@ -97,6 +116,8 @@ class FrameOutputs:
         }
         if self.overlay is not None:
             images["overlay"] = (self.overlay, OVERLAY_ENCODING)
+        if self.anomaly is not None:
+            images["anomaly"] = (self.anomaly, ANOMALY_ENCODING)
         return images
 
 
@@ -108,13 +129,18 @@ def frame_outputs(
     *,
     class_set: ClassSetConfig,
     with_overlay: bool,
+    with_anomaly: bool = True,
+    shift_score: float = -1.0,
     **info: Any,
 ) -> FrameOutputs:
     """The outputs of ``result`` (with its summary) for the (H, W, 3) uint8 ``image`` in
-    ``color_order`` it came from.
+    ``color_order`` it came from; with ``with_anomaly``, the anomaly image is the result's
+    (when it has one).
 
-    ``info`` gives the info fields the result does not know: camera, model, checkpoint,
-    inference_latency, end_to_end_latency (s), batch_frames.
+    ``shift_score``: the frame's domain-shift score (:mod:`vltseg_ros.domain_shift`), -1 when
+    there is no calibration to compare with. ``info`` gives the other info fields the result
+    does not know: camera, model, checkpoint, inference_latency, end_to_end_latency (s),
+    batch_frames.
     """
     summary = result.summary
     height, width = result.labels.shape
@@ -137,5 +163,16 @@ def frame_outputs(
         "unlabeled_fraction": float(summary.unlabeled_fraction),
         "mean_confidence": float(summary.mean_confidence),
         "confidence_threshold": float(settings.confidence_threshold),
+        "anomaly_fraction": float(summary.anomaly_fraction or 0.0),
+        "anomaly_method": settings.anomaly_method,
+        "anomaly_threshold": float(settings.anomaly_threshold),
+        "shift_score": float(shift_score),
     }
-    return FrameOutputs(result.labels, confidence, settings.confidence_encoding, blended, fields)
+    return FrameOutputs(
+        result.labels,
+        confidence,
+        settings.confidence_encoding,
+        blended,
+        fields,
+        result.anomaly if with_anomaly else None,
+    )

@@ -50,6 +50,15 @@ def overlay(
     return out
 
 
+def anomaly_to_uint8(score: np.ndarray, method: str) -> np.ndarray:
+    """(H, W) float anomaly score of ``method`` -> (H, W) uint8, 0 = normal, 255 = the most
+    anomalous: rba and max_logit map [-1, 0] to [0, 255] (a pixel one class fully owns is
+    about -0.76, one no query claims 0; lower values clip to 0), max_probability and entropy
+    map [0, 1]."""
+    low = -1.0 if method in ("rba", "max_logit") else 0.0
+    return np.clip(np.rint((score - low) * 255.0), 0, 255).astype(np.uint8)
+
+
 def confidence_to_uint8(confidence: np.ndarray) -> np.ndarray:
     """(H, W) float confidence in [0, 1] -> (H, W) uint8 0-255 (rounded, clipped)."""
     return np.clip(np.rint(confidence * 255.0), 0, 255).astype(np.uint8)

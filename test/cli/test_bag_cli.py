@@ -19,7 +19,7 @@ from vltseg_ros.cli.main import main
 
 FAST = ["--model", "tiny", "--inference.mode", "whole", "--inference.whole-size", "64", "128"]
 IMAGE = "sensor_msgs/msg/Image"
-SEGMENTATION = ("mask", "confidence", "overlay", "info")
+SEGMENTATION = ("mask", "confidence", "overlay", "anomaly", "info")
 
 
 def _make_synthetic(bag: Path, *extra: str, frames: int = 3) -> None:
@@ -71,8 +71,11 @@ def test_make_bag_then_bag_eval(tmp_path: Path, storage: str, compressed: bool, 
     assert (report["model"], report["checkpoint"], report["random_weights"]) == ("tiny", "", True)
     assert 0.0 <= report["miou"] <= 1.0 and report["source"] == str(bag)
     assert all(
-        (out / name).stat().st_size > 0 for name in ("report.md", "iou.png", "confusion.png")
+        (out / name).stat().st_size > 0
+        for name in ("report.md", "iou.png", "confusion.png", "reliability.png")
     )
+    assert 0.0 <= report["ece"] <= 1.0 and report["calibration"]["pixels"] == report["pixels"]
+    assert report["anomaly"] is None  # no anomaly truth given
     captured = capsys.readouterr()
     assert "| mIoU (%) |" in captured.out and f"report: {out}" in captured.out
     assert "random weights: these numbers are meaningless" in captured.out
@@ -141,7 +144,12 @@ def test_write_bag_reads_back_with_rosbags_and_rclpy(tmp_path: Path, compressed,
         mask = deserialize_message(outputs[segmentation[0]][index][1], Image)
         confidence = deserialize_message(outputs[segmentation[1]][index][1], Image)
         overlay = deserialize_message(outputs[segmentation[2]][index][1], Image)
-        info = deserialize_message(outputs[segmentation[3]][index][1], SegmentationInfo)
+        anomaly = deserialize_message(outputs[segmentation[3]][index][1], Image)
+        info = deserialize_message(outputs[segmentation[4]][index][1], SegmentationInfo)
+        scores = np.frombuffer(bytes(anomaly.data), np.float32)
+        assert (anomaly.encoding, anomaly.height, anomaly.width) == ("32FC1", 64, 128)
+        assert scores.max() <= 0 and info.anomaly_method == "rba"  # RbA is in [-19, 0]
+        assert (scores > -0.5).mean() == pytest.approx(info.anomaly_fraction, abs=1e-6)
         assert (mask.encoding, mask.height, mask.width) == ("mono8", 64, 128)
         labels = np.frombuffer(bytes(mask.data), np.uint8)
         assert ((labels < 19) | (labels == 255)).all()

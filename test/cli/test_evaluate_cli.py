@@ -83,8 +83,11 @@ def test_checkpoint_reports_agree_with_each_other_and_the_core(
             assert f"| {name} | {shown} |" in markdown
         row = f"| {domain} | {entry['frames']} | {entry['pixels']} | {100 * entry['miou']:.2f} |"
         assert row in text
-        for chart in ("iou.png", "confusion.png"):
+        for chart in ("iou.png", "confusion.png", "reliability.png"):
             assert (out / domain / chart).read_bytes()[:4] == b"\x89PNG"
+        assert report["ece"] == entry["ece"] and 0.0 <= report["ece"] <= 1.0
+        assert report["calibration"]["pixels"] == report["pixels"]
+        assert f"| ECE (%) | {100 * report['ece']:.2f} |" in markdown
 
 
 def test_random_weights_warn_and_limit_frames(data, tmp_path: Path, capsys) -> None:

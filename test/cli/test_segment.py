@@ -1,4 +1,5 @@
-"""``vltseg segment`` writes label, confidence and overlay PNGs at each frame's resolution."""
+"""``vltseg segment`` writes label, confidence, overlay and anomaly PNGs at each frame's
+resolution."""
 
 from __future__ import annotations
 
@@ -64,6 +65,33 @@ def test_palette_frame_and_checkpoint(tmp_path: Path) -> None:
     assert np.all(labels == 255)  # random tiny weights are never 90 % sure
 
 
+def test_anomaly_png_is_the_predictors_score_scaled(tmp_path: Path) -> None:
+    from vltseg_ros.config import InferenceConfig
+    from vltseg_ros.inference.predictor import Segmenter
+    from vltseg_ros.samples import synthetic_street_scene
+    from vltseg_ros.visualize import anomaly_to_uint8
+
+    checkpoint = save_checkpoint(build_model("tiny"), tmp_path / "tiny.safetensors")
+    image, _ = synthetic_street_scene(128, 256, seed=3)
+    frame = tmp_path / "scene.png"
+    cv2.imwrite(str(frame), image[..., ::-1])
+    args = ["--inference.mode", "whole", "--inference.whole-size", "64", "128"]
+    for method in ("rba", "entropy"):
+        out = tmp_path / method
+        common = ["--checkpoint", str(checkpoint), "--anomaly-method", method, *args]
+        assert main(["segment", str(frame), "--out", str(out), *common]) == 0
+        written = cv2.imread(str(out / "scene_anomaly.png"), cv2.IMREAD_UNCHANGED)
+        segmenter = Segmenter.load(
+            checkpoint=checkpoint, inference=InferenceConfig("whole", whole_size=(64, 128))
+        )
+        result = segmenter.predict(image, anomaly_method=method, return_anomaly=True)
+        assert written.shape == (128, 256) and written.dtype == np.uint8
+        expected = anomaly_to_uint8(result.anomaly, method)
+        assert np.abs(written.astype(int) - expected).max() <= 1
+        if method == "entropy":  # (random weights: every rba score is below -1, clipped to 0)
+            assert written.std() > 0  # a map, not a constant
+
+
 def test_synthetic_scene_and_a_bad_file_do_not_stop_the_rest(tmp_path: Path) -> None:
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
@@ -72,6 +100,10 @@ def test_synthetic_scene_and_a_bad_file_do_not_stop_the_rest(tmp_path: Path) -> 
     assert code == 1  # one input failed
     labels, _, overlay = _outputs(out, "synthetic")
     assert labels.shape == (512, 1024) and overlay.shape == (512, 1024, 3)
+    assert cv2.imread(str(out / "synthetic_anomaly.png"), cv2.IMREAD_UNCHANGED).shape == (
+        512,
+        1024,
+    )
     assert cv2.imread(str(out / "synthetic.png")).shape == (512, 1024, 3)
     assert not (out / "broken_labels.png").exists()
 

@@ -14,7 +14,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -28,6 +28,7 @@ from test.ros.in_process import (
     use_fake_engine,
 )
 from vltseg_ros.checkpoint import save_checkpoint
+from vltseg_ros.config import Calibration
 from vltseg_ros.model.segmentor import build_model
 from vltseg_ros.msg import ClassSet, SegmentationInfo
 from vltseg_ros.ros.messages import array_to_image
@@ -40,6 +41,7 @@ KINDS = {
     "mask": Image,
     "confidence": Image,
     "overlay": Image,
+    "anomaly": Image,
     "info": SegmentationInfo,
     "camera_info": CameraInfo,
 }
@@ -103,8 +105,11 @@ def test_outputs_carry_the_input_header_and_the_known_labels(ros, monkeypatch) -
             _wait_for(peer, "camera", "info", i + 1)
         expected = np.zeros((128, 256), np.uint8)
         expected[:, :128], expected[:, 128:] = 7, 14
-        for kind in ("mask", "confidence", "info", "camera_info", "overlay"):
-            messages = _wait_for(peer, "camera", kind, 2 if kind != "overlay" else 1)
+        for kind in ("mask", "confidence", "info", "camera_info", "overlay", "anomaly"):
+            # the overlay and anomaly images are made once their subscription has matched
+            messages = _wait_for(
+                peer, "camera", kind, 2 if kind not in ("overlay", "anomaly") else 1
+            )
             for header, msg in zip(headers, messages, strict=False):
                 assert msg.header == header, kind  # stamp and frame_id copied through
         for mask, conf, info in zip(
@@ -126,12 +131,20 @@ def test_outputs_carry_the_input_header_and_the_known_labels(ros, monkeypatch) -
             assert info.mean_confidence == pytest.approx(FakeEngine.CONFIDENCE, abs=1e-6)
             assert info.checkpoint == "" and info.batch_frames == 1
             assert 0 < info.inference_latency <= info.end_to_end_latency < 10
+            assert (info.anomaly_method, info.anomaly_threshold) == ("rba", -0.5)
+            assert info.anomaly_fraction == 0.0  # RbA -2.56 everywhere (below)
+            assert info.shift_score == -1.0  # no calibration: the monitor is off
         overlay = _got(peer, "camera", "overlay")[-1]
         assert (overlay.encoding, overlay.height, overlay.width) == ("rgb8", 128, 256)
+        anomaly = _got(peer, "camera", "anomaly")[-1]
+        assert (anomaly.encoding, anomaly.height, anomaly.width) == ("32FC1", 128, 256)
+        rba = -(np.tanh(1.0) + 18 * np.tanh(0.1))  # one class scores 1, the 18 others 0.1
+        np.testing.assert_allclose(_pixels(anomaly), rba, rtol=1e-5)
         assert _got(peer, "camera", "camera_info")[-1].k[0] == 100.0  # same resolution
         classes = peer.messages("classes")
         assert classes and classes[0].names[0] == "road" and len(classes[0].colors) == 19
-        wait_until(lambda: (peer.diagnostics("camera") or {}).get("published") == "2", 10, "diag")
+        diagnostics = peer.wait_for_diagnostics("camera", published=2)
+        assert diagnostics["domain_shift"] == "off: the checkpoint has no calibration"
 
 
 def test_threshold_and_model_resolution_with_mono8_confidence(ros, monkeypatch) -> None:
@@ -193,6 +206,44 @@ def test_two_cameras_raw_and_compressed_share_one_batch(ros, monkeypatch) -> Non
         assert {info.camera for info in infos} == {"front", "rear"}
         assert {info.batch_frames for info in infos} == {2}  # the batch window joined them
         assert engines[0].calls[-2:] == [2, 2]  # one engine call per batch of 2 crops
+
+
+class CalibratedFakeEngine(FakeEngine):
+    """FakeEngine with a calibration whose frames were ``mean_confidence`` confident."""
+
+    def __init__(self, batch_size: int | None, mean_confidence: float) -> None:
+        super().__init__(batch_size)
+        calibration = Calibration(mean_confidence=mean_confidence, mean_confidence_std=0.01)
+        self.config = self.config.replace(calibration=calibration)
+
+
+@pytest.mark.parametrize(("reference", "warns"), [(FakeEngine.CONFIDENCE, False), (0.9, True)])
+def test_frames_less_confident_than_the_calibration_set_warn(
+    ros, monkeypatch, reference, warns
+) -> None:
+    peer, _ = ros
+    replace_engine(monkeypatch, lambda seg, *_: CalibratedFakeEngine(seg.batch_size, reference))
+    with node_in_process(peer, {**FAKE, "shift_window": 60.0}) as node:
+        _start(peer, node, {"camera": Image}, ("info",))
+        for i in range(4):
+            peer.publish(
+                "camera/image_raw", array_to_image(two_classes(), "rgb8", peer.header("s"))
+            )
+            _wait_for(peer, "camera", "info", i + 1)
+        infos = _got(peer, "camera", "info")
+        expected = max(0.0, (reference - FakeEngine.CONFIDENCE) / 0.02)  # std floored at 0.02
+        for info in infos:
+            assert info.shift_score == pytest.approx(expected, rel=1e-4, abs=1e-4)
+        diagnostics = peer.wait_for_diagnostics("camera", published=4)
+        status = next(
+            s for s in peer.messages("/diagnostics")[-1].status if s.name.endswith("camera")
+        )
+        message = diagnostics["domain_shift"]
+        assert ("possible domain shift" in message) is warns, message
+        assert f"calibration set: {reference:.2f}" in message and "4 frames" in message
+        assert (status.level == DiagnosticStatus.WARN) is warns, status
+        if warns:
+            assert "mean confidence 0.36" in status.message
 
 
 class SlowEngine(FakeEngine):
@@ -354,6 +405,49 @@ def test_a_checkpoint_supplies_the_architecture(ros, tmp_path, caplog) -> None:
         assert (info.model, info.checkpoint) == ("tiny", str(checkpoint))
         assert max(_wait_for(peer, "camera", "mask", 1)[0].data) < 19
     assert "RANDOM" not in caplog.text
+
+
+def test_the_calibrated_demo_model_warns_in_fog_and_not_on_clean_scenes(ros, tmp_path) -> None:
+    from vltseg_ros.checkpoint import save_with_calibration
+    from vltseg_ros.demo_model import DEMO_CHECKPOINT
+    from vltseg_ros.evaluation.fit_calibration import fit_calibration
+    from vltseg_ros.inference.predictor import Segmenter
+    from vltseg_ros.samples import shift_domain, synthetic_street_scene
+
+    scenes = [synthetic_street_scene(256, 512, seed=seed)[0] for seed in range(330000, 330006)]
+    held_out = [
+        (image, "rgb", synthetic_street_scene(256, 512, seed=330000 + i)[1])
+        for i, image in enumerate(scenes[:3])
+    ]
+    fit = fit_calibration(
+        Segmenter.load(checkpoint=DEMO_CHECKPOINT),
+        lambda: held_out,
+        source="scenes",
+        progress=False,
+    )
+    checkpoint = save_with_calibration(
+        DEMO_CHECKPOINT, tmp_path / "calibrated.safetensors", fit.calibration
+    )
+    params = {**RELIABLE, "checkpoint": str(checkpoint), "shift_window": 60.0}
+    with node_in_process(peer := ros[0], params) as node:
+        _start(peer, node, {"camera": Image}, ("info",))
+        for i, image in enumerate(scenes[3:] + [shift_domain(s, "fog", 0.5) for s in scenes[3:]]):
+            if i == 3:
+                clean = peer.wait_for_diagnostics("camera", published=3)
+            peer.publish("camera/image_raw", array_to_image(image, "rgb8", peer.header("f")))
+            _wait_for(peer, "camera", "info", i + 1)
+        foggy = peer.wait_for_diagnostics("camera", published=6)
+    infos = _got(peer, "camera", "info")
+    assert (
+        max(info.shift_score for info in infos[:3])
+        < 1.0
+        < 5.0
+        < min(info.shift_score for info in infos[3:])
+    )
+    assert "possible domain shift" not in clean["domain_shift"]
+    assert foggy["domain_shift"].startswith("possible domain shift: mean confidence")
+    status = next(s for s in peer.messages("/diagnostics")[-1].status if s.name.endswith("camera"))
+    assert status.level == DiagnosticStatus.WARN and "domain shift" in status.message
 
 
 def _engine_status(peer) -> dict[str, str] | None:

@@ -121,6 +121,21 @@ def label_files(labels_dir: Path) -> list[FramePair]:
     return sorted(out, key=lambda pair: pair.image.relative_to(labels_dir).as_posix())
 
 
+def anomaly_label_files(folder: Path) -> list[Path]:
+    """The PNG files under ``folder`` (searched recursively) in relative-path order: anomaly
+    truth maps (single-channel 8-bit: 0 in-distribution, 1 anomaly, 255 void), matched to
+    frames by that order as :func:`label_files` are.
+
+    Raises:
+        BagError: the folder does not exist or holds no PNG file.
+    """
+    folder = _folder(folder, "anomaly labels")
+    files = [p for p in _image_files(folder) if p.suffix.lower() == ".png"]
+    if not files:
+        raise BagError(f"no PNG anomaly label files found under {folder}")
+    return sorted(files, key=lambda path: path.relative_to(folder).as_posix())
+
+
 def check_sizes(pairs: list[FramePair]) -> None:
     """Check (from the file headers only) that every label has its image's size.
 

@@ -55,7 +55,7 @@ class SegmentationBagWriter:
         self.camera = camera_name(image_topic)
         self.topics = {
             kind: output_topic(namespace, kind)
-            for kind in ("mask", "confidence", "overlay", "info")
+            for kind in ("mask", "confidence", "overlay", "anomaly", "info")
         }
         self.image_topic = image_topic
         self.label_topic = label_topic or f"{namespace}/labels"

@@ -2,7 +2,9 @@
 
 A label belongs to the image whose header stamp equals its own (exactly, in ns): the bag's
 order does not matter. Frames come in the bag's log-time order (an image whose label is stored
-later waits for it, so the order is kept).
+later waits for it, so the order is kept). The same pairing serves any number of such topics
+beside the images (:func:`read_paired`): the semantic labels, and the anomaly truth (mono8: 0
+in-distribution, 1 anomaly, 255 void).
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import logging
 import struct
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +54,11 @@ class BagMessage:
 
 @dataclass
 class _Pending:
-    """A message of :func:`read_messages` that may still wait for its label."""
+    """A message of :func:`read_paired` that may still wait for some of its paired messages."""
 
     message: BagMessage
-    label: BagMessage | None
-    waiting: bool = False
+    paired: list[BagMessage | None]
+    missing: set[int] = field(default_factory=set)  # indices of the paired topics awaited
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class BagFrame:
         label: (H, W) uint8 train ids of the same header stamp, or None.
         message: the image message (topic, stamps, frame_id, CDR bytes).
         label_message: the label's message, or None.
+        anomaly: (H, W) uint8 anomaly truth of the same header stamp (0 in-distribution,
+            1 anomaly, 255 void), or None (no anomaly topic, or none for this stamp).
     """
 
     image: np.ndarray
@@ -76,6 +80,7 @@ class BagFrame:
     label: np.ndarray | None
     message: BagMessage
     label_message: BagMessage | None = None
+    anomaly: np.ndarray | None = None
 
     @property
     def stamp_ns(self) -> int:
@@ -120,53 +125,85 @@ def read_messages(
     Raises:
         BagError: unreadable bag, missing topic.
     """
-    label_stamps = set(read_labels(bag, label_topic, stamps_only=True)) if label_topic else set()
+    for message, (label,) in read_paired(bag, topic, (label_topic,)):
+        yield message, label
+
+
+def read_paired(
+    bag: Path | str, topic: str, paired_topics: Sequence[str | None]
+) -> Iterator[tuple[BagMessage, tuple[BagMessage | None, ...]]]:
+    """Every message of ``topic`` with, per paired topic, its message of the same header stamp.
+
+    A message whose paired message is stored later waits for it (the bag's order of ``topic``
+    is kept); an image stamp seen before gets no second paired message.
+
+    Args:
+        bag: the bag directory or file.
+        topic: a topic whose messages start with a std_msgs/Header.
+        paired_topics: sensor_msgs/Image topics (labels, anomaly truth), all different from
+            ``topic`` and from each other; a None entry pairs nothing (its slot stays None).
+
+    Yields:
+        (message, one paired message or None per entry of ``paired_topics``).
+
+    Raises:
+        BagError: unreadable bag, missing topic, a paired topic that is not an Image topic.
+    """
+    paired = tuple(paired_topics)
+    stamps = [set(read_labels(bag, name, stamps_only=True)) if name else set() for name in paired]
+    index_of = {name: index for index, name in enumerate(paired) if name}
     with open_bag(bag) as reader:
-        wanted = [c for c in reader.connections if c.topic in (topic, label_topic)]
+        wanted = [c for c in reader.connections if c.topic == topic or c.topic in index_of]
         if not any(c.topic == topic for c in wanted):
             raise BagError(f"bag {bag} has no topic {topic}")
         queue: deque[_Pending] = deque()  # in bag order; the head leaves once it is complete
-        waiting: dict[int, _Pending] = {}  # stamp -> message whose label comes later
-        early: dict[int, BagMessage] = {}  # stamp -> label stored before its message
+        waiting: list[dict[int, _Pending]] = [{} for _ in paired]  # stamp -> awaiting message
+        early: list[dict[int, BagMessage]] = [{} for _ in paired]  # stamp -> stored before
         seen: set[int] = set()
         for connection, log_time, data in reader.messages(connections=wanted):
             message = _message(connection.topic, connection.msgtype, log_time, data)
             stamp = message.stamp_ns
-            if connection.topic == label_topic:
-                pending = waiting.pop(stamp, None)
+            index = index_of.get(connection.topic)
+            if index is not None:
+                pending = waiting[index].pop(stamp, None)
                 if pending is None:
-                    early[stamp] = message
+                    early[index][stamp] = message
                 else:
-                    pending.label, pending.waiting = message, False
+                    pending.paired[index] = message
+                    pending.missing.discard(index)
             else:
-                pending = _Pending(message, early.pop(stamp, None))
-                pending.waiting = pending.label is None and stamp in label_stamps
-                pending.waiting &= stamp not in seen  # a repeated stamp gets no second label
+                pending = _Pending(message, [found.pop(stamp, None) for found in early])
+                if stamp not in seen:  # a repeated stamp gets no second paired message
+                    for i, found in enumerate(pending.paired):
+                        if found is None and stamp in stamps[i]:
+                            pending.missing.add(i)
+                            waiting[i][stamp] = pending
                 seen.add(stamp)
-                if pending.waiting:
-                    waiting[stamp] = pending
                 queue.append(pending)
-            while queue and not queue[0].waiting:
+            while queue and not queue[0].missing:
                 done = queue.popleft()
-                yield done.message, done.label
+                yield done.message, tuple(done.paired)
         for pending in queue:
-            yield pending.message, pending.label
+            yield pending.message, tuple(pending.paired)
 
 
 def iter_frames(
-    bag: Path | str, image_topic: str, label_topic: str | None = None
+    bag: Path | str,
+    image_topic: str,
+    label_topic: str | None = None,
+    anomaly_topic: str | None = None,
 ) -> Iterator[BagFrame]:
-    """Decoded frames of a raw (Image) or compressed (CompressedImage) topic, with labels.
+    """Decoded frames of a raw (Image) or compressed (CompressedImage) topic, with labels and
+    anomaly truth (both mono8 Image topics matched by header stamp).
 
     Raises:
-        BagError: unreadable bag; an image that cannot be decoded; a label that is not mono8
-            or whose size differs from its image.
+        BagError: unreadable bag; an image that cannot be decoded; a label or anomaly truth
+            that is not mono8 or whose size differs from its image.
     """
-    for message, label_message in read_messages(bag, image_topic, label_topic):
-        label = None
-        if label_message is not None:
-            where = f"label on {label_topic} at {_at(label_message)}"
-            label = label_to_array(label_message.msg, where)
+    pairs = read_paired(bag, image_topic, (label_topic, anomaly_topic))
+    for message, (label_message, anomaly_message) in pairs:
+        label = _mono8(label_message, "label", label_topic)
+        anomaly = _mono8(anomaly_message, "anomaly truth", anomaly_topic)
         try:
             if message.msgtype == COMPRESSED_IMAGE:
                 image, order = compressed_to_array(message.msg)
@@ -176,12 +213,22 @@ def iter_frames(
                 raise BagError(f"topic {image_topic} has type {message.msgtype}, not an image")
         except InvalidImageError as exc:
             raise BagError(f"image on {image_topic} at {_at(message)}: {exc}") from exc
-        if label is not None and label.shape != image.shape[:2]:
-            raise BagError(
-                f"label on {label_topic} at {_at(message)} is {_size(label.shape)} but its image "
-                f"on {image_topic} is {_size(image.shape)}: labels must have the image's size"
-            )
-        yield BagFrame(image, order, label, message, label_message)
+        for what, topic, array in (
+            ("label", label_topic, label),
+            ("anomaly truth", anomaly_topic, anomaly),
+        ):
+            if array is not None and array.shape != image.shape[:2]:
+                raise BagError(
+                    f"{what} on {topic} at {_at(message)} is {_size(array.shape)} but its image "
+                    f"on {image_topic} is {_size(image.shape)}: {what} must have the image's size"
+                )
+        yield BagFrame(image, order, label, message, label_message, anomaly)
+
+
+def _mono8(message: BagMessage | None, what: str, topic: str | None) -> np.ndarray | None:
+    if message is None:
+        return None
+    return label_to_array(message.msg, f"{what} on {topic} at {_at(message)}")
 
 
 def raw_messages(bag: Path | str) -> Iterator[tuple[str, str, int, bytes]]:

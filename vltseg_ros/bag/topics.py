@@ -8,7 +8,10 @@ Discovery rule (when a topic is not named):
   color, YUV 4:2:2, Bayer; not mono8 / mono16 / depth / float), and for compressed images
   whose format is not compressedDepth. The bag must have exactly one.
 - a **label candidate** is a ``sensor_msgs/msg/Image`` topic with messages whose name contains
-  "label". The bag may have none or one.
+  "label" (the anomaly truth topic, when one is named, is none). The bag may have none or one.
+
+An anomaly truth topic (mono8 ``sensor_msgs/msg/Image``: 0 in-distribution, 1 anomaly, 255
+void) is never discovered: it is read only when named.
 
 Anything else is an error that lists the candidates (or all topics) with their types and
 message counts.
@@ -53,6 +56,7 @@ class BagTopics:
         image_topic, image_type, image_count: the camera topic (Image or CompressedImage).
         label_topic, label_count: the ground-truth label topic (mono8 Image), or None / 0.
         topics: every topic of the bag.
+        anomaly_topic, anomaly_count: the anomaly truth topic (mono8 Image), or None / 0.
     """
 
     image_topic: str
@@ -61,6 +65,8 @@ class BagTopics:
     label_topic: str | None
     label_count: int
     topics: tuple[TopicSummary, ...]
+    anomaly_topic: str | None = None
+    anomaly_count: int = 0
 
     @property
     def compressed(self) -> bool:
@@ -117,13 +123,19 @@ def list_topics(reader: Reader) -> tuple[TopicSummary, ...]:
 
 
 def find_topics(
-    bag: Path | str, image_topic: str | None = None, label_topic: str | None = None
+    bag: Path | str,
+    image_topic: str | None = None,
+    label_topic: str | None = None,
+    *,
+    anomaly_topic: str | None = None,
 ) -> BagTopics:
-    """The image and label topics of ``bag``: the named ones, or found by the module's rule.
+    """The image and label topics of ``bag``: the named ones, or found by the module's rule;
+    and the anomaly truth topic when ``anomaly_topic`` names one.
 
     Raises:
         BagError: the bag is unreadable or empty; a named topic is missing, has no messages
-            or the wrong type; no or several image candidates, several label candidates.
+            or the wrong type; no or several image candidates, several label candidates; the
+            anomaly topic is the image or the label topic.
     """
     with open_bag(bag) as reader:
         topics = list_topics(reader)
@@ -134,12 +146,20 @@ def find_topics(
             image = _named(bag, by_name, image_topic, IMAGE_TYPES, "image")
         else:
             image = _discover_image(bag, reader, topics)
+        anomaly = (
+            _named(bag, by_name, anomaly_topic, (IMAGE,), "anomaly") if anomaly_topic else None
+        )
+        if anomaly is not None and anomaly.name == image.name:
+            raise BagError(f"{anomaly.name} cannot be both the image and the anomaly topic")
         if label_topic:
             label = _named(bag, by_name, label_topic, (IMAGE,), "label")
             if label.name == image.name:
                 raise BagError(f"{label.name} cannot be both the image and the label topic")
         else:
-            label = _discover_label(bag, topics, exclude=image.name)
+            excluded = {image.name, *([anomaly.name] if anomaly else [])}
+            label = _discover_label(bag, topics, exclude=excluded)
+        if anomaly is not None and label is not None and anomaly.name == label.name:
+            raise BagError(f"{label.name} cannot be both the label and the anomaly topic")
     return BagTopics(
         image_topic=image.name,
         image_type=image.msgtype,
@@ -147,6 +167,8 @@ def find_topics(
         label_topic=label.name if label else None,
         label_count=label.count if label else 0,
         topics=topics,
+        anomaly_topic=anomaly.name if anomaly else None,
+        anomaly_count=anomaly.count if anomaly else 0,
     )
 
 
@@ -222,12 +244,15 @@ def _discover_image(
 
 
 def _discover_label(
-    bag: Path | str, topics: tuple[TopicSummary, ...], exclude: str
+    bag: Path | str, topics: tuple[TopicSummary, ...], exclude: set[str]
 ) -> TopicSummary | None:
     candidates = [
         t
         for t in topics
-        if t.msgtype == IMAGE and t.count > 0 and "label" in t.name.lower() and t.name != exclude
+        if t.msgtype == IMAGE
+        and t.count > 0
+        and "label" in t.name.lower()
+        and t.name not in exclude
     ]
     if len(candidates) > 1:
         raise BagError(

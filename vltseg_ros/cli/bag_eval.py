@@ -32,12 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bag-eval`` subcommand."""
     parser = subparsers.add_parser(
         "bag-eval",
-        help="segment a rosbag2 offline and report mIoU, per-class IoU and latency",
+        help="segment a rosbag2 offline and report mIoU, per-class IoU, ECE and latency "
+        "(and AUROC, AP, FPR95 against anomaly truth)",
         description="Segment every frame of BAG (sensor_msgs/Image or CompressedImage) as fast "
         "as possible, score the masks against the labels (a mono8 label topic matched by "
-        "header stamp, or --labels DIR matched by order) and write report.md, report.json, "
-        "iou.png and confusion.png into --out. With --mask-topic, masks already in the bag "
-        "are scored and no model is loaded.",
+        "header stamp, or --labels DIR matched by order) and the winning-class probability "
+        "by its expected calibration error (15 bins), and write report.md, report.json, "
+        "iou.png, confusion.png and reliability.png into --out. With anomaly truth "
+        "(--anomaly-topic or --anomaly-labels) the report also holds AUROC, average precision "
+        "and FPR at 95 % TPR of --anomaly-method and of max probability. With --mask-topic, "
+        "masks already in the bag are scored and no model is loaded.",
     )
     parser.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 directory or file")
     parser.add_argument(
@@ -56,15 +60,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--mask-topic", help="score the mono8 masks of this topic instead of running a model"
     )
+    anomaly = parser.add_mutually_exclusive_group()
+    anomaly.add_argument(
+        "--anomaly-topic",
+        help="mono8 anomaly truth topic (0 in-distribution, 1 anomaly, 255 void) matched to "
+        "frames by header stamp: report AUROC, AP and FPR at 95%% TPR",
+    )
+    anomaly.add_argument(
+        "--anomaly-labels",
+        type=Path,
+        metavar="DIR",
+        help="anomaly truth PNG files (0, 1, 255) matched to frames by order (sorted relative "
+        "paths)",
+    )
     parser.add_argument("--out", type=Path, help="report folder (default: <bag name>_eval)")
     parser.add_argument(
         "--write-bag",
         type=Path,
         metavar="OUT_BAG",
-        help="also write the frames and <camera>/segmentation/{mask,confidence,overlay,info} "
-        "into this new bag (storage: its .mcap / .db3 suffix, else the input's)",
+        help="also write the frames and <camera>/segmentation/{mask,confidence,overlay,anomaly,"
+        "info} into this new bag (storage: its .mcap / .db3 suffix, else the input's)",
     )
-    add_options(parser, OutputSettings, ("confidence_threshold", "confidence_encoding"))
+    add_options(
+        parser,
+        OutputSettings,
+        ("confidence_threshold", "confidence_encoding", "anomaly_method"),
+    )
     live = parser.add_argument_group(
         "live replay: play the bag into a vltseg_node process and score what it publishes"
     )
@@ -91,8 +112,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate the bag, write the report, print its table; returns 0."""
     require_rosbags()
-    from vltseg_ros.bag.evaluate import BagEvalOptions, evaluate_bag, score_mask_topic
-    from vltseg_ros.bag.topics import find_topics
+    from vltseg_ros.bag.evaluate import (
+        BagEvalOptions,
+        check_inputs,
+        evaluate_bag,
+        score_mask_topic,
+    )
 
     options = BagEvalOptions(
         image_topic=args.image_topic,
@@ -101,14 +126,16 @@ def run(args: argparse.Namespace) -> int:
         mask_topic=args.mask_topic,
         outputs=options_from(args, OutputSettings),
         write_bag=args.write_bag,
+        anomaly_topic=args.anomaly_topic,
+        anomaly_dir=args.anomaly_labels,
     )
     options.validate()
     if args.live:
         return _run_live(args)
     if args.mask_topic:
         report = score_mask_topic(args.bag, options, progress=_progress)
-    else:  # check the bag before loading the model (big models take a while)
-        find_topics(args.bag, args.image_topic, None if args.labels else args.label_topic)
+    else:  # check the bag and folders before loading the model (big models take a while)
+        check_inputs(args.bag, options)
         segmenter = load_segmenter(args)
         report = evaluate_bag(
             args.bag,
@@ -130,10 +157,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_live(args: argparse.Namespace) -> int:
     """``--live``: the bag played through a vltseg_node process (needs rclpy + messages)."""
-    if args.mask_topic or args.labels:
+    if args.mask_topic or args.labels or args.anomaly_topic or args.anomaly_labels:
         print(
             "vltseg bag-eval: error: --live scores the node's masks against the bag's label "
-            "topic; it cannot be combined with --mask-topic or --labels",
+            "topic; it cannot be combined with --mask-topic, --labels, --anomaly-topic or "
+            "--anomaly-labels",
             file=sys.stderr,
         )
         return 2

@@ -6,10 +6,30 @@ import argparse
 import logging
 import sys
 
-from vltseg_ros.cli import bag_eval, convert_checkpoint, evaluate, export, make_bag, segment, train
+from vltseg_ros.cli import (
+    bag_eval,
+    calibrate,
+    convert_checkpoint,
+    evaluate,
+    export,
+    make_bag,
+    make_scenes,
+    segment,
+    train,
+)
 from vltseg_ros.errors import VLTSegError
 
-_SUBCOMMANDS = (segment, make_bag, bag_eval, evaluate, train, convert_checkpoint, export)
+_SUBCOMMANDS = (
+    segment,
+    make_bag,
+    make_scenes,
+    bag_eval,
+    evaluate,
+    calibrate,
+    train,
+    convert_checkpoint,
+    export,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

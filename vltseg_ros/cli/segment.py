@@ -17,7 +17,7 @@ from vltseg_ros.image_files import read_image_file
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.outputs import OutputSettings
 from vltseg_ros.samples import synthetic_street_scene
-from vltseg_ros.visualize import confidence_to_uint8, overlay
+from vltseg_ros.visualize import anomaly_to_uint8, confidence_to_uint8, overlay
 
 LOG = logging.getLogger(__name__)
 
@@ -28,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "segment",
         help="segment image files",
         description="Segment images; for each IMAGE write <stem>_labels.png (uint8 train ids, "
-        "255 = below --confidence-threshold), <stem>_confidence.png (uint8, confidence x 255) "
-        "and <stem>_overlay.png (class colors over the image) into --out.",
+        "255 = below --confidence-threshold), <stem>_confidence.png (uint8, confidence x 255), "
+        "<stem>_overlay.png (class colors over the image) and <stem>_anomaly.png (uint8 "
+        "anomaly score, 0 = normal, 255 = most anomalous; rba: [-1, 0] x 255) into --out.",
     )
     parser.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="image files")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
@@ -38,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also segment a generated 1024x512 street scene (written as synthetic.png)",
     )
-    add_options(parser, OutputSettings, ("confidence_threshold", "overlay_alpha"))
+    add_options(
+        parser, OutputSettings, ("confidence_threshold", "overlay_alpha", "anomaly_method")
+    )
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -75,12 +78,21 @@ def run(args: argparse.Namespace) -> int:
 def _segment_one(
     segmenter: Segmenter, bgr: np.ndarray, settings: OutputSettings, prefix: str
 ) -> None:
-    result = segmenter.predict(bgr, "bgr", confidence_threshold=settings.confidence_threshold)
+    result = segmenter.predict(
+        bgr,
+        "bgr",
+        confidence_threshold=settings.confidence_threshold,
+        anomaly_method=settings.anomaly_method,
+        return_anomaly=True,
+    )
     rgb = np.ascontiguousarray(bgr[..., ::-1])
     blended = overlay(rgb, result.labels, segmenter.class_set, alpha=settings.overlay_alpha)
     _write(Path(f"{prefix}_labels.png"), result.labels)
     _write(Path(f"{prefix}_confidence.png"), confidence_to_uint8(result.confidence))
     _write(Path(f"{prefix}_overlay.png"), blended[..., ::-1])
+    _write(
+        Path(f"{prefix}_anomaly.png"), anomaly_to_uint8(result.anomaly, settings.anomaly_method)
+    )
 
 
 def _write(path: Path, image: np.ndarray) -> None:

@@ -83,13 +83,23 @@ def parse_dataset_spec(spec: str) -> tuple[str, Path]:
     Raises:
         DatasetError: no ``:``, an empty root, or an unknown name.
     """
+    name, root = split_spec(spec, "data set", "cityscapes:/data/cityscapes", DATASET_NAMES)
+    return canonical_name(name), root
+
+
+def split_spec(spec: str, what: str, example: str, names: Sequence[str]) -> tuple[str, Path]:
+    """``"NAME:ROOT"`` -> (NAME as given, ROOT with ``~`` expanded).
+
+    Raises:
+        DatasetError: no ``:`` or an empty root; the message names ``what``, shows ``example``
+            and lists ``names``.
+    """
     name, sep, root = spec.partition(":")
     if not sep or not root.strip():
         raise DatasetError(
-            f"data set {spec!r} is not NAME:ROOT (e.g. cityscapes:/data/cityscapes); names: "
-            f"{', '.join(DATASET_NAMES)}"
+            f"{what} {spec!r} is not NAME:ROOT (e.g. {example}); names: {', '.join(names)}"
         )
-    return canonical_name(name), Path(root.strip()).expanduser()
+    return name, Path(root.strip()).expanduser()
 
 
 def canonical_name(name: str) -> str:

@@ -2,13 +2,17 @@
 
 Each frame is segmented with the segmenter's inference settings (sliding window for VLTSeg
 checkpoints), its class scores are resized to the label file's resolution before the argmax, and
-the labels are scored with :class:`ConfusionMatrix` (cityscapesscripts' conventions). Frames
-are grouped by their ``domain`` (``"cityscapes"``, ``"acdc/fog"``, ...); a domain with a
-``/`` also counts towards its group (``"acdc"``: the sum of the ACDC conditions evaluated).
+the labels are scored with :class:`ConfusionMatrix` (cityscapesscripts' conventions) and the
+winning-class probability with :class:`CalibrationAccumulator` (ECE, 15 bins; pixels with a
+label, correct = predicted class equals the label). Frames are grouped by their ``domain``
+(``"cityscapes"``, ``"acdc/fog"``, ...); a domain with a ``/`` also counts towards its group
+(``"acdc"``: the sum of the ACDC conditions evaluated).
 
-:func:`evaluate_dataset` gives the confusion matrices; :func:`domain_reports` turns them into
-one :class:`EvaluationReport` per domain; :func:`summary_markdown`, :func:`summary_dict` and
-:func:`write_evaluation` put all domains side by side.
+:func:`score_dataset` gives the confusion matrices and calibration statistics
+(:func:`evaluate_dataset`: the matrices only); :func:`domain_reports` turns them into one
+:class:`EvaluationReport` per domain (anomaly data sets:
+:mod:`vltseg_ros.evaluation.anomaly_eval`). :func:`summary_markdown`, :func:`summary_dict`
+and :func:`write_evaluation` put all domains and anomaly sets side by side.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +30,57 @@ from tqdm import tqdm
 
 from vltseg_ros.data.dataset import SegmentationDataset
 from vltseg_ros.errors import ConfigError, DatasetError
+from vltseg_ros.evaluation.calibration import CalibrationAccumulator, CalibrationResult
 from vltseg_ros.evaluation.metrics import ConfusionMatrix
 from vltseg_ros.evaluation.report import (
+    ANOMALY_KEYS,
+    ANOMALY_NAMES,
+    ANOMALY_NOTE,
     RANDOM_WEIGHTS_NOTE,
+    AnomalyReport,
     EvaluationReport,
     percent,
+    write_anomaly_report,
     write_report,
 )
-from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.inference.predictor import SegmentationResult, Segmenter
 
 LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DatasetScores:
+    """What :func:`score_dataset` measured, per domain (sorted, group entries included).
+
+    Attributes:
+        matrices: domain -> confusion matrix.
+        calibration: domain -> calibration statistics of the winning-class probability.
+    """
+
+    matrices: dict[str, ConfusionMatrix]
+    calibration: dict[str, CalibrationAccumulator]
+
+    def calibration_results(self) -> dict[str, CalibrationResult | None]:
+        """domain -> ECE and reliability bins (None for a domain without a labelled pixel)."""
+        return {domain: calibration_result(acc) for domain, acc in self.calibration.items()}
+
+
+def calibration_result(accumulator: CalibrationAccumulator) -> CalibrationResult | None:
+    """The accumulator's result, or None when no pixel was added."""
+    return accumulator.result() if int(accumulator.counts.sum()) else None
+
+
+def add_calibration(
+    accumulator: CalibrationAccumulator,
+    result: SegmentationResult,
+    labels: np.ndarray,
+    ignore_index: int,
+) -> None:
+    """Add one frame's (H, W) float32 ``result.confidence`` on its pixels with a label:
+    ``labels`` (H, W) uint8 train ids, ``ignore_index`` = no label; correct = ``result.labels``
+    equals ``labels``."""
+    valid = labels != ignore_index
+    accumulator.add(result.confidence, result.labels == labels, valid)
 
 
 def evaluate_dataset(
@@ -44,6 +90,18 @@ def evaluate_dataset(
     progress: bool = True,
     limit: int | None = None,
 ) -> dict[str, ConfusionMatrix]:
+    """Segment the data set's frames and score them per domain: :func:`score_dataset`'s
+    confusion matrices (same arguments, returns and errors)."""
+    return score_dataset(segmenter, dataset, progress=progress, limit=limit).matrices
+
+
+def score_dataset(
+    segmenter: Segmenter,
+    dataset: SegmentationDataset,
+    *,
+    progress: bool = True,
+    limit: int | None = None,
+) -> DatasetScores:
     """Segment the data set's frames and score them per domain (as many frames per engine
     call as fill the segmenter's ``batch_size`` network inputs).
 
@@ -55,9 +113,11 @@ def evaluate_dataset(
         limit: evaluate only the first ``limit`` frames of each domain (quick checks).
 
     Returns:
-        Domain -> confusion matrix (``segmenter.class_set`` classes), sorted by domain, with
-        one group entry per domain prefix (``"acdc"`` = sum of the ``"acdc/<condition>"``
-        matrices). Predictions are compared at the label file's resolution.
+        Per domain the confusion matrix (``segmenter.class_set`` classes) and the calibration
+        statistics of ``result.confidence`` (tempered by the checkpoint's calibration, if any),
+        sorted by domain, with one group entry per domain prefix (``"acdc"`` = sum of the
+        ``"acdc/<condition>"`` entries). Predictions are compared at the label file's
+        resolution.
 
     Raises:
         ConfigError: ``limit`` < 1, or the data set has a transform.
@@ -72,28 +132,33 @@ def evaluate_dataset(
     indices = selected_indices(dataset, limit)
     class_set = segmenter.class_set
     matrices: dict[str, ConfusionMatrix] = {}
+    calibration: dict[str, CalibrationAccumulator] = {}
     items = (dataset[index] for index in indices)
     stream = ((item, item["image"], "rgb", item["labels"].shape) for item in items)
     with tqdm(total=len(indices), unit="frame", desc=dataset.name, disable=not progress) as bar:
         for batch, results, _ in segmenter.predict_stream(stream):
             for item, result in zip(batch, results, strict=True):
+                domain = item["domain"]
                 matrix = matrices.setdefault(
-                    item["domain"], ConfusionMatrix(class_set.num_classes, class_set.ignore_index)
+                    domain, ConfusionMatrix(class_set.num_classes, class_set.ignore_index)
                 )
                 try:
                     matrix.update(result.labels, item["labels"])
                 except ValueError as exc:
                     raise DatasetError(f"{dataset.name} frame {item['name']}: {exc}") from exc
+                accumulator = calibration.setdefault(domain, CalibrationAccumulator())
+                add_calibration(accumulator, result, item["labels"], class_set.ignore_index)
             bar.update(len(batch))
-    matrices = with_groups(matrices)
-    for domain, matrix in matrices.items():
+    scores = DatasetScores(with_groups(matrices), with_groups(calibration))
+    for domain, matrix in scores.matrices.items():
         LOG.info(
-            "%s: mIoU %s %%, pixel accuracy %s %%",
+            "%s: mIoU %s %%, pixel accuracy %s %%, ECE %s %%",
             domain,
             percent(matrix.miou()),
             percent(matrix.pixel_accuracy()),
+            percent(_ece(calibration_result(scores.calibration[domain]))),
         )
-    return matrices
+    return scores
 
 
 def selected_indices(dataset: SegmentationDataset, limit: int | None = None) -> list[int]:
@@ -123,7 +188,8 @@ def frame_counts(dataset: SegmentationDataset, limit: int | None = None) -> dict
 
 def with_groups(per_domain: Mapping[str, Any]) -> dict[str, Any]:
     """``per_domain`` plus a group entry per prefix of the ``"<group>/<member>"`` domains
-    (the sum of its members: :class:`ConfusionMatrix` merged, numbers added), sorted."""
+    (the sum of its members: :class:`ConfusionMatrix` and :class:`CalibrationAccumulator`
+    merged, numbers added), sorted."""
     out = dict(per_domain)
     for domain, value in per_domain.items():
         group, slash, _ = domain.partition("/")
@@ -131,7 +197,7 @@ def with_groups(per_domain: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if group not in out:
             out[group] = _copy(value)
-        elif isinstance(value, ConfusionMatrix):
+        elif isinstance(value, (ConfusionMatrix, CalibrationAccumulator)):
             out[group].merge(value)
         else:
             out[group] += value
@@ -143,7 +209,15 @@ def _copy(value: Any) -> Any:
         matrix = ConfusionMatrix(value.num_classes, value.ignore_index)
         matrix.merge(value)
         return matrix
+    if isinstance(value, CalibrationAccumulator):
+        accumulator = CalibrationAccumulator(value.bins)
+        accumulator.merge(value)
+        return accumulator
     return value
+
+
+def _ece(result: CalibrationResult | None) -> float:
+    return float("nan") if result is None else result.ece
 
 
 def domain_reports(
@@ -154,8 +228,9 @@ def domain_reports(
     model: str = "",
     checkpoint: str = "",
     source: str = "",
+    calibration: Mapping[str, CalibrationResult | None] | None = None,
 ) -> dict[str, EvaluationReport]:
-    """One report per domain of :func:`evaluate_dataset`'s matrices.
+    """One report per domain of :func:`score_dataset`'s matrices.
 
     Args:
         matrices: domain -> confusion matrix.
@@ -164,7 +239,10 @@ def domain_reports(
         model, checkpoint: as in :class:`EvaluationReport` (checkpoint "" = random weights).
         source: where the frames came from (e.g. ``acdc:/data/acdc, val split``); each
             report's source is ``"<domain> (<source>)"``.
+        calibration: domain -> ECE and reliability bins
+            (:meth:`DatasetScores.calibration_results`); a domain absent or None has none.
     """
+    calibration = calibration or {}
     return {
         domain: EvaluationReport(
             tuple(class_names),
@@ -173,38 +251,55 @@ def domain_reports(
             source=f"{domain} ({source})" if source else domain,
             model=model,
             checkpoint=checkpoint,
+            calibration=calibration.get(domain),
         )
         for domain, matrix in matrices.items()
     }
 
 
-def summary_dict(reports: Mapping[str, EvaluationReport]) -> dict[str, Any]:
-    """All domains side by side, JSON-ready (NaN -> None, values in [0, 1]).
+def summary_dict(
+    reports: Mapping[str, EvaluationReport], anomaly: Mapping[str, AnomalyReport] | None = None
+) -> dict[str, Any]:
+    """All domains and anomaly sets side by side, JSON-ready (NaN -> None, values in [0, 1]).
 
     Keys: model, checkpoint, random_weights, classes, domains (domain -> source, frames,
-    pixels, miou, pixel_accuracy, iou (class -> IoU), report: its report.json path relative
-    to the evaluation folder).
+    pixels, miou, pixel_accuracy, iou (class -> IoU), ece, report: its report.json path
+    relative to the evaluation folder), anomaly (set -> source, frames, pixels,
+    anomaly_pixels, method, auroc, average_precision, fpr_at_95_tpr of the method, metrics
+    (score -> the three and the pixel counts; the method's and max_probability's), report).
     """
-    first = next(iter(reports.values()), None)
+    anomaly = anomaly or {}
+    first = _first(reports, anomaly)
     domains = {}
     for domain, report in reports.items():
         data = report.to_dict()
-        keys = ("source", "frames", "pixels", "miou", "pixel_accuracy", "iou")
+        keys = ("source", "frames", "pixels", "miou", "pixel_accuracy", "iou", "ece")
         domains[domain] = {key: data[key] for key in keys}
         domains[domain]["report"] = f"{domain}/report.json"
+    anomaly_sets = {}
+    for name, report in anomaly.items():
+        data = report.to_dict()
+        keys = ("source", "frames", "pixels", "anomaly_pixels", "method", *ANOMALY_KEYS)
+        anomaly_sets[name] = {key: data[key] for key in (*keys, "metrics")}
+        anomaly_sets[name]["report"] = f"anomaly/{name}/report.json"
     return {
         "model": first.model if first else "",
         "checkpoint": first.checkpoint if first else "",
         "random_weights": not first.checkpoint if first else True,
-        "classes": list(first.names) if first else [],
+        "classes": list(next(iter(reports.values())).names) if reports else [],
         "domains": domains,
+        "anomaly": anomaly_sets,
     }
 
 
-def summary_markdown(reports: Mapping[str, EvaluationReport]) -> str:
-    """Markdown: a domain table (frames, pixels, mIoU, pixel accuracy) and a class x domain
-    IoU table, in percent; a warning first when the weights are random."""
-    first = next(iter(reports.values()), None)
+def summary_markdown(
+    reports: Mapping[str, EvaluationReport], anomaly: Mapping[str, AnomalyReport] | None = None
+) -> str:
+    """Markdown: a domain table (frames, pixels, mIoU, pixel accuracy, ECE), a class x domain
+    IoU table and an anomaly-set table (AUROC, AP, FPR95 of the chosen score and of max
+    probability), in percent; a warning first when the weights are random."""
+    anomaly = anomaly or {}
+    first = _first(reports, anomaly)
     lines = ["# Evaluation summary", ""]
     if first is None:
         return "\n".join([*lines, "No domain was evaluated.", ""])
@@ -213,14 +308,24 @@ def summary_markdown(reports: Mapping[str, EvaluationReport]) -> str:
     lines += [
         f"model: {first.model or '-'}; checkpoint: {first.checkpoint or 'none (random weights)'}",
         "",
-        "| domain | frames | pixels | mIoU (%) | pixel accuracy (%) |",
-        "|---|---:|---:|---:|---:|",
+    ]
+    if reports:
+        lines += _domain_tables(reports)
+    if anomaly:
+        lines += _anomaly_table(anomaly)
+    return "\n".join(lines)
+
+
+def _domain_tables(reports: Mapping[str, EvaluationReport]) -> list[str]:
+    lines = [
+        "| domain | frames | pixels | mIoU (%) | pixel accuracy (%) | ECE (%) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for domain, report in reports.items():
         matrix = report.confusion
         lines.append(
             f"| {domain} | {report.frames} | {matrix.pixels} | {percent(matrix.miou())} | "
-            f"{percent(matrix.pixel_accuracy())} |"
+            f"{percent(matrix.pixel_accuracy())} | {percent(report.ece)} |"
         )
     domains = list(reports)
     lines += [
@@ -230,25 +335,61 @@ def summary_markdown(reports: Mapping[str, EvaluationReport]) -> str:
         f"| class | {' | '.join(domains)} |",
         f"|---|{'---:|' * len(domains)}",
     ]
+    first = next(iter(reports.values()))
     ious = np.stack([report.confusion.iou() for report in reports.values()], axis=1)
     for name, row in zip(first.names, ious, strict=True):
         lines.append(f"| {name} | {' | '.join(percent(value) for value in row)} |")
     mious = " | ".join(percent(report.confusion.miou()) for report in reports.values())
-    lines += [
+    return [
+        *lines,
         f"| **mIoU** | {mious} |",
         "",
         "IoU is n/a for classes absent from both labels and predictions; mIoU averages the "
         "others (as cityscapesscripts does). A group (e.g. acdc) pools the pixels of its "
-        "conditions.",
+        "conditions. ECE: expected calibration error of the winning-class probability (15 "
+        "bins) on the labelled pixels.",
         "",
     ]
-    return "\n".join(lines)
 
 
-def write_evaluation(reports: Mapping[str, EvaluationReport], out_dir: Path) -> dict[str, Path]:
-    """Write each domain's report.md, report.json, iou.png and confusion.png into
-    ``out_dir/<domain>`` (``acdc/fog`` -> ``out_dir/acdc/fog``) and summary.md and
-    summary.json into ``out_dir`` (created).
+def _anomaly_table(anomaly: Mapping[str, AnomalyReport]) -> list[str]:
+    scores = list(next(iter(anomaly.values())).metrics)
+    columns = [f"{score} {name}" for score in scores for name in ANOMALY_NAMES]
+    lines = [
+        "## Anomaly detection",
+        "",
+        f"| anomaly set | frames | pixels | anomaly pixels | {' | '.join(columns)} |",
+        f"|---|---:|---:|---:|{'---:|' * len(columns)}",
+    ]
+    for name, report in anomaly.items():
+        values = [
+            percent(getattr(report.metrics[score], key))
+            for score in scores
+            for key in ANOMALY_KEYS
+        ]
+        chosen = report.chosen
+        lines.append(
+            f"| {name} | {report.frames} | {chosen.pixels} | {chosen.anomaly_pixels} | "
+            f"{' | '.join(values)} |"
+        )
+    return [*lines, "", ANOMALY_NOTE, ""]
+
+
+def _first(
+    reports: Mapping[str, EvaluationReport], anomaly: Mapping[str, AnomalyReport]
+) -> EvaluationReport | AnomalyReport | None:
+    return next(iter(reports.values()), None) or next(iter(anomaly.values()), None)
+
+
+def write_evaluation(
+    reports: Mapping[str, EvaluationReport],
+    out_dir: Path,
+    anomaly: Mapping[str, AnomalyReport] | None = None,
+) -> dict[str, Path]:
+    """Write each domain's report.md, report.json, iou.png, confusion.png and reliability.png
+    into ``out_dir/<domain>`` (``acdc/fog`` -> ``out_dir/acdc/fog``), each anomaly set's
+    report.md and report.json into ``out_dir/anomaly/<set>``, and summary.md and summary.json
+    into ``out_dir`` (created).
 
     Returns:
         {"markdown", "json"} -> the summary files.
@@ -257,8 +398,10 @@ def write_evaluation(reports: Mapping[str, EvaluationReport], out_dir: Path) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     for domain, report in reports.items():
         write_report(report, out_dir / domain)
+    for name, report in (anomaly or {}).items():
+        write_anomaly_report(report, out_dir / "anomaly" / name)
     paths = {"markdown": out_dir / "summary.md", "json": out_dir / "summary.json"}
-    paths["markdown"].write_text(summary_markdown(reports), encoding="utf-8")
-    text = json.dumps(summary_dict(reports), indent=2) + "\n"
+    paths["markdown"].write_text(summary_markdown(reports, anomaly), encoding="utf-8")
+    text = json.dumps(summary_dict(reports, anomaly), indent=2) + "\n"
     paths["json"].write_text(text, encoding="utf-8")
     return paths

@@ -1,4 +1,5 @@
-"""Evaluation reports: per-class IoU, mIoU, accuracy and latency as Markdown, JSON and charts."""
+"""Evaluation reports: per-class IoU, mIoU, accuracy, calibration (ECE), latency and anomaly
+detection (AUROC, AP, FPR at 95 % TPR) as Markdown, JSON and charts."""
 
 from __future__ import annotations
 
@@ -6,12 +7,71 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vltseg_ros.evaluation.metrics import ConfusionMatrix
 
+if TYPE_CHECKING:  # calibration imports torch; reports are also written without it
+    from vltseg_ros.evaluation.anomaly import AnomalyMetrics
+    from vltseg_ros.evaluation.calibration import CalibrationResult
+
 RANDOM_WEIGHTS_NOTE = "random weights: these numbers are meaningless"
+BASELINE_METHOD = "max_probability"
+"""The anomaly score reported beside the chosen one: 1 - the winning-class probability."""
+ANOMALY_KEYS = ("auroc", "average_precision", "fpr_at_95_tpr")
+"""The :class:`AnomalyMetrics` fields reported, in table order."""
+ANOMALY_NAMES = ("AUROC (%)", "AP (%)", "FPR at 95 % TPR (%)")
+"""Their column names in the Markdown tables."""
+
+
+@dataclass(frozen=True)
+class AnomalyReport:
+    """Pixel-level anomaly detection of one run (an anomaly data set, a bag's anomaly truth).
+
+    Attributes:
+        method: the anomaly score evaluated (:data:`vltseg_ros.inference.scores.ANOMALY_METHODS`).
+        metrics: score -> its metrics: ``method`` first, then :data:`BASELINE_METHOD` (from the
+            same forward pass) unless ``method`` is that.
+        frames: frames with anomaly truth.
+        source, model, checkpoint: as in :class:`EvaluationReport`.
+    """
+
+    method: str
+    metrics: dict[str, AnomalyMetrics]
+    frames: int = 0
+    source: str = ""
+    model: str = ""
+    checkpoint: str = ""
+
+    @property
+    def chosen(self) -> AnomalyMetrics:
+        """The metrics of ``method``."""
+        return self.metrics[self.method]
+
+    def to_dict(self) -> dict:
+        """JSON-ready: model, checkpoint, random_weights, source, frames, method, baseline,
+        pixels, anomaly_pixels, sampled_pixels, auroc, average_precision, fpr_at_95_tpr (of
+        ``method``, in [0, 1]) and metrics (score -> :meth:`AnomalyMetrics.to_dict`)."""
+        chosen = self.chosen.to_dict()
+        counts = ("pixels", "anomaly_pixels", "sampled_pixels")
+        return {
+            **_provenance(self),
+            "method": self.method,
+            "baseline": BASELINE_METHOD,
+            **{key: chosen[key] for key in counts},
+            **{key: chosen[key] for key in ANOMALY_KEYS},
+            "metrics": {name: metrics.to_dict() for name, metrics in self.metrics.items()},
+        }
+
+    def markdown_rows(self) -> list[str]:
+        """A Markdown table: one row per score (AUROC, AP, FPR at 95 % TPR in percent)."""
+        lines = [f"| score | {' | '.join(ANOMALY_NAMES)} |", "|---|---:|---:|---:|"]
+        for name, metrics in self.metrics.items():
+            values = " | ".join(percent(getattr(metrics, key)) for key in ANOMALY_KEYS)
+            lines.append(f"| {name}{_role(name, self.method)} | {values} |")
+        return lines
 
 
 @dataclass
@@ -28,6 +88,9 @@ class EvaluationReport:
         source: the bag (or folder) the frames came from.
         model: model (architecture) name.
         checkpoint: weights file; "" = random weights (the numbers are then meaningless).
+        calibration: reliability of the winning-class probability on the scored pixels (ECE,
+            15 bins), or None when not measured (no confidence, no labelled pixel).
+        anomaly: anomaly detection against anomaly truth, or None when there was none.
     """
 
     class_names: tuple[str, ...]
@@ -38,6 +101,13 @@ class EvaluationReport:
     source: str = ""
     model: str = ""
     checkpoint: str = ""
+    calibration: CalibrationResult | None = None
+    anomaly: AnomalyReport | None = None
+
+    @property
+    def ece(self) -> float:
+        """Expected calibration error in [0, 1] (NaN when not measured)."""
+        return math.nan if self.calibration is None else self.calibration.ece
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -65,15 +135,13 @@ class EvaluationReport:
         Keys: model, checkpoint, random_weights, source, frames, dropped_frames, pixels,
         miou, pixel_accuracy, iou (class name -> IoU in [0, 1]), latency_ms (count, mean, p50,
         p95, max), confusion (columns: class names + "unlabeled"; matrix: pixel counts, rows =
-        target classes).
+        target classes), ece (in [0, 1]), calibration (:meth:`CalibrationResult.to_dict`: ece,
+        pixels and the per-bin statistics), anomaly (:meth:`AnomalyReport.to_dict`); the last
+        three None when not measured.
         """
         names = self.names
         return {
-            "model": self.model,
-            "checkpoint": self.checkpoint,
-            "random_weights": not self.checkpoint,
-            "source": self.source,
-            "frames": self.frames,
+            **_provenance(self),
             "dropped_frames": self.dropped_frames,
             "pixels": self.confusion.pixels,
             "miou": _finite(self.confusion.miou()),
@@ -88,6 +156,9 @@ class EvaluationReport:
                 "columns": [*names, "unlabeled"],
                 "matrix": self.confusion.matrix.tolist(),
             },
+            "ece": _finite(self.ece),
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "anomaly": None if self.anomaly is None else self.anomaly.to_dict(),
         }
 
 
@@ -111,6 +182,7 @@ def markdown_table(report: EvaluationReport) -> str:
     rows += [
         ("mIoU (%)", percent(report.confusion.miou())),
         ("pixel accuracy (%)", percent(report.confusion.pixel_accuracy())),
+        ("ECE (%)", percent(report.ece)),
         ("latency frames", str(latency["count"])),
     ]
     rows += [
@@ -125,17 +197,82 @@ def markdown_table(report: EvaluationReport) -> str:
         "",
         "IoU is n/a for classes absent from both labels and predictions; mIoU averages the "
         "others (as cityscapesscripts does). Unlabeled predictions (255) count as misses.",
+        ECE_NOTE,
+        "",
+    ]
+    if report.anomaly is not None:
+        lines += ["## Anomaly detection", "", *anomaly_header(report.anomaly), ""]
+        lines += [*report.anomaly.markdown_rows(), "", ANOMALY_NOTE, ""]
+    return "\n".join(lines)
+
+
+ECE_NOTE = (
+    "ECE: expected calibration error of the winning-class probability over 15 equal-width "
+    "bins, on the labelled pixels (correct = predicted class equals the label)."
+)
+ANOMALY_NOTE = (
+    "Every non-void pixel of the anomaly truth is one sample (anomaly = positive), ranked by "
+    "its anomaly score; AP = average precision; FPR at the first threshold with TPR >= 95 %."
+)
+
+
+def anomaly_header(report: AnomalyReport) -> list[str]:
+    """Markdown lines: frames, pixels and anomaly pixels the metrics were computed on."""
+    chosen = report.chosen
+    sampled = (
+        f" (metrics on a uniform sample of {chosen.sampled_pixels})"
+        if chosen.sampled_pixels < chosen.pixels
+        else ""
+    )
+    return [
+        f"frames: {report.frames}; pixels: {chosen.pixels}{sampled}; anomaly pixels: "
+        f"{chosen.anomaly_pixels}; score: {report.method} (higher = more anomalous), beside "
+        f"{BASELINE_METHOD} (1 - confidence)"
+    ]
+
+
+def anomaly_markdown(report: AnomalyReport) -> str:
+    """An anomaly report as Markdown: source, model, the pixels, and the metrics table."""
+    lines = ["# Anomaly detection", ""]
+    if not report.checkpoint:
+        lines += [f"> **WARNING: no checkpoint, {RANDOM_WEIGHTS_NOTE}.**", ""]
+    lines += [
+        f"source: {report.source or '-'}; model: {report.model or '-'}; checkpoint: "
+        f"{report.checkpoint or 'none (random weights)'}",
+        "",
+        *anomaly_header(report),
+        "",
+        *report.markdown_rows(),
+        "",
+        ANOMALY_NOTE,
         "",
     ]
     return "\n".join(lines)
 
 
-def write_report(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
-    """Write report.md, report.json, iou.png and confusion.png into ``out_dir`` (created).
+def write_anomaly_report(report: AnomalyReport, out_dir: Path) -> dict[str, Path]:
+    """Write report.md and report.json of an anomaly report into ``out_dir`` (created).
 
     Returns:
-        {"markdown", "json", "iou_chart", "confusion_chart"} -> the written paths.
+        {"markdown", "json"} -> the written paths.
     """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": out_dir / "report.md", "json": out_dir / "report.json"}
+    paths["markdown"].write_text(anomaly_markdown(report), encoding="utf-8")
+    paths["json"].write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return paths
+
+
+def write_report(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
+    """Write report.md, report.json, iou.png and confusion.png into ``out_dir`` (created), and
+    reliability.png (the reliability diagram) when the report has a calibration.
+
+    Returns:
+        {"markdown", "json", "iou_chart", "confusion_chart"} (+ "reliability") -> the written
+        paths.
+    """
+    from vltseg_ros.evaluation.calibration import reliability_diagram
     from vltseg_ros.evaluation.plots import confusion_chart, iou_chart
 
     out_dir = Path(out_dir)
@@ -153,7 +290,25 @@ def write_report(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
         title += f" ({RANDOM_WEIGHTS_NOTE})"
     iou_chart(report.names, report.confusion.iou(), title, paths["iou_chart"])
     confusion_chart(report.names, report.confusion.row_normalized(), paths["confusion_chart"])
+    if report.calibration is not None:
+        title = f"{report.model or 'model'}: {report.source or 'reliability'}"
+        if not report.checkpoint:
+            title += f" ({RANDOM_WEIGHTS_NOTE})"
+        paths["reliability"] = reliability_diagram(
+            report.calibration, out_dir / "reliability.png", title
+        )
     return paths
+
+
+def _provenance(report: AnomalyReport | EvaluationReport) -> dict:
+    """The keys every report starts with: model, checkpoint, random_weights, source, frames."""
+    return {
+        "model": report.model,
+        "checkpoint": report.checkpoint,
+        "random_weights": not report.checkpoint,
+        "source": report.source,
+        "frames": report.frames,
+    }
 
 
 def _finite(value: float) -> float | None:
@@ -163,6 +318,10 @@ def _finite(value: float) -> float | None:
 def percent(value: float) -> str:
     """A fraction in [0, 1] as a percentage with 2 decimals ("n/a" for NaN)."""
     return "n/a" if math.isnan(value) else f"{100.0 * value:.2f}"
+
+
+def _role(name: str, method: str) -> str:
+    return " (chosen)" if name == method else " (baseline)" if name == BASELINE_METHOD else ""
 
 
 def _number(value: float | int | None) -> str:

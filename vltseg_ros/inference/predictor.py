@@ -2,9 +2,12 @@
 
 Mask2Former's raw semantic scores (sum over queries of class probability times mask
 probability) are non-negative but do not sum to one over classes. :class:`Segmenter` divides
-them by their per-pixel sum, so ``scores`` is a distribution over the classes and
-``confidence`` (the winning class's share) is a probability a driving stack can threshold. The
-division is per pixel and positive, so the argmax (and hence the labels) equals the reference's.
+them by their per-pixel sum (tempered by the checkpoint's calibration temperature, if any:
+``p ∝ s ** (1 / T)``), so ``scores`` is a distribution over the classes and ``confidence`` (the
+winning class's share) is a probability a driving stack can threshold. The transformation is
+per pixel and monotonic, so the argmax (and hence the labels) equals the reference's. The
+anomaly score is computed from the raw scores, before that normalization
+(:mod:`vltseg_ros.inference.scores`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ from vltseg_ros.inference.preprocess import (
     validate_image,
 )
 from vltseg_ros.inference.preprocess import resize as _resize
+from vltseg_ros.inference.scores import (
+    AnomalyMethod,
+    anomaly_score,
+    apply_temperature,
+    check_method,
+)
 from vltseg_ros.inference.summary import ResultSummary
 from vltseg_ros.inference.summary import summarize as summarize_result
 from vltseg_ros.inference.tiling import ScoreCanvas, Tiling, tile
@@ -46,7 +55,6 @@ LOG = logging.getLogger(__name__)
 ResizeMode = Literal["scores", "labels"]
 OutputSize = tuple[int, int] | Literal["model"] | None
 Key = TypeVar("Key")
-_EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -59,14 +67,18 @@ class SegmentationResult:
         confidence: (H, W) float32 in [0, 1], the winning class's normalized score.
         scores: (C, H, W) float32 per-class scores summing to 1 per pixel, or None unless
             requested.
-        summary: per-class pixel shares and mean confidences of ``labels``, or None unless
-            requested (computed on the device before the copy to the host).
+        summary: per-class pixel shares and mean confidences of ``labels`` (and the share of
+            anomalous pixels), or None unless requested (computed on the device before the
+            copy to the host).
+        anomaly: (H, W) float32 per-pixel anomaly score (higher = more anomalous; range by
+            method, see :mod:`vltseg_ros.inference.scores`), or None unless requested.
     """
 
     labels: np.ndarray
     confidence: np.ndarray
     scores: np.ndarray | None = None
     summary: ResultSummary | None = None
+    anomaly: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,10 @@ class Segmenter:
             engine's. It is halved (for good) after the GPU runs out of memory.
         random_weights: True when the model was not loaded from a checkpoint (its output is
             meaningless; callers should say so).
+
+    Attributes:
+        temperature: the calibration temperature applied to the class probabilities: the
+            model config's calibration's, else 1 (untempered). May be set.
     """
 
     def __init__(
@@ -126,6 +142,8 @@ class Segmenter:
         self.batch_size = batch_size
         self.random_weights = random_weights
         self.inference = inference or engine.config.inference
+        calibration = engine.config.calibration
+        self.temperature = 1.0 if calibration is None else calibration.temperature
 
     @classmethod
     def load(
@@ -297,6 +315,9 @@ class Segmenter:
         output_size: OutputSize = None,
         resize: ResizeMode = "scores",
         summarize: bool = False,
+        anomaly_method: AnomalyMethod | None = None,
+        anomaly_threshold: float = 0.0,
+        return_anomaly: bool = False,
     ) -> list[SegmentationResult]:
         """Segment prepared frames, their network inputs in batches of ``batch_size``.
 
@@ -312,6 +333,10 @@ class Segmenter:
                 argmax at model resolution and resizes labels and confidence (nearest),
                 cheaper and blockier.
             summarize: also compute the per-class :class:`ResultSummary` of each result.
+            anomaly_method: compute this per-pixel anomaly score (None: none); with
+                ``summarize``, the summary's ``anomaly_fraction`` counts the pixels whose score
+                exceeds ``anomaly_threshold``.
+            return_anomaly: also return the (H, W) anomaly score (needs ``anomaly_method``).
 
         Raises:
             ConfigError: an option is out of range.
@@ -324,6 +349,10 @@ class Segmenter:
             )
         if resize not in ("scores", "labels"):
             raise ConfigError(f"resize must be 'scores' or 'labels', got {resize!r}")
+        if anomaly_method is not None:
+            check_method(anomaly_method)
+        elif return_anomaly:
+            raise ConfigError("return_anomaly needs an anomaly_method")
         with torch.inference_mode():
             canvases = self._run([frame.tiling for frame in frames])
             results = []
@@ -339,6 +368,10 @@ class Segmenter:
                         resize=resize,
                         ignore_index=self.class_set.ignore_index,
                         summarize=summarize,
+                        temperature=self.temperature,
+                        anomaly_method=anomaly_method,
+                        anomaly_threshold=anomaly_threshold,
+                        return_anomaly=return_anomaly,
                     )
                 )
             return results
@@ -429,8 +462,12 @@ def scores_to_result(
     resize: ResizeMode = "scores",
     ignore_index: int = 255,
     summarize: bool = False,
+    temperature: float = 1.0,
+    anomaly_method: AnomalyMethod | None = None,
+    anomaly_threshold: float = 0.0,
+    return_anomaly: bool = False,
 ) -> SegmentationResult:
-    """Raw non-negative class scores -> normalized scores, confidence and labels.
+    """Raw non-negative class scores -> normalized scores, confidence, labels and anomaly.
 
     Args:
         raw: (C, h, w) float scores at model resolution (Mask2Former's raw semantic scores).
@@ -440,14 +477,27 @@ def scores_to_result(
         resize: "scores": bilinear resize of the scores, then argmax (the reference's order);
             "labels": argmax at model resolution, then nearest resize of labels and confidence.
         summarize: compute the result's :class:`ResultSummary` (on the scores' device).
+        temperature: calibration temperature of the probabilities (1 = ``s / s.sum(0)``).
+        anomaly_method: the per-pixel anomaly score to compute from the raw scores (None:
+            none); ``anomaly_threshold``: the score above which the summary counts a pixel as
+            anomalous; ``return_anomaly``: keep the (H, W) score in the result.
 
     Returns:
         The result with numpy arrays on the host.
     """
     output_size = (int(output_size[0]), int(output_size[1]))
+    # the anomaly score at model resolution, resized like the scores (tanh over C full-size maps
+    # would cost ~5 % of a CPU frame; the resized map differs only at sub-pixel level)
+    anomaly = None
+    if anomaly_method is not None:
+        anomaly = anomaly_score(raw, anomaly_method, temperature)
+        if resize == "scores":
+            anomaly = _resize(anomaly[None], output_size)[0]
+        else:
+            anomaly = resize_nearest(anomaly, output_size)
     if resize == "scores":
         raw = _resize(raw, output_size)
-    probs = raw / raw.sum(0, keepdim=True).clamp_min(_EPS)
+    probs = apply_temperature(raw, temperature)
     confidence, labels = probs.max(0)
     labels = labels.to(torch.uint8)
     if confidence_threshold > 0:
@@ -456,9 +506,13 @@ def scores_to_result(
         labels = resize_nearest(labels, output_size)
         confidence = resize_nearest(confidence, output_size)
         probs = _resize(probs, output_size) if return_scores else probs
+    anomalous = None if anomaly is None else anomaly > anomaly_threshold
     return SegmentationResult(
         labels=labels.cpu().numpy(),
         confidence=confidence.cpu().numpy(),
         scores=probs.cpu().numpy() if return_scores else None,
-        summary=summarize_result(labels, confidence, raw.shape[0]) if summarize else None,
+        summary=summarize_result(labels, confidence, raw.shape[0], anomalous)
+        if summarize
+        else None,
+        anomaly=anomaly.cpu().numpy() if return_anomaly and anomaly is not None else None,
     )

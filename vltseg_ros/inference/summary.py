@@ -23,16 +23,22 @@ class ResultSummary:
         class_mean_confidence: (C,) float32, mean confidence of each class's pixels (0 if none).
         unlabeled_fraction: share of pixels labelled ``ignore_index`` (below the threshold).
         mean_confidence: mean winning-class confidence over all pixels.
+        anomaly_fraction: share of pixels marked anomalous, or None when no anomaly score was
+            computed.
     """
 
     class_fraction: np.ndarray
     class_mean_confidence: np.ndarray
     unlabeled_fraction: float
     mean_confidence: float
+    anomaly_fraction: float | None = None
 
 
-def summarize(labels: Tensor, confidence: Tensor, num_classes: int) -> ResultSummary:
-    """Statistics of (H, W) uint8 labels and (H, W) float32 confidence on any device.
+def summarize(
+    labels: Tensor, confidence: Tensor, num_classes: int, anomalous: Tensor | None = None
+) -> ResultSummary:
+    """Statistics of (H, W) uint8 labels, (H, W) float32 confidence and, optionally, an (H, W)
+    bool map of anomalous pixels, on any device.
 
     Labels >= ``num_classes`` (the ignore index 255) count as unlabeled.
     """
@@ -42,10 +48,14 @@ def summarize(labels: Tensor, confidence: Tensor, num_classes: int) -> ResultSum
     sums = torch.bincount(flat, weights=confidence.reshape(-1).double(), minlength=256)
     per_class = counts[:num_classes]
     means = torch.where(per_class > 0, sums[:num_classes] / per_class.clamp_min(1), 0.0)
-    stats = torch.stack([counts[num_classes:].sum() / total, sums.sum() / total]).cpu().tolist()
+    stats = [counts[num_classes:].sum() / total, sums.sum() / total]
+    if anomalous is not None:
+        stats.append(anomalous.sum().double() / total)
+    values = torch.stack(stats).cpu().tolist()  # one copy to the host
     return ResultSummary(
         class_fraction=(per_class / total).float().cpu().numpy(),
         class_mean_confidence=means.float().cpu().numpy(),
-        unlabeled_fraction=stats[0],
-        mean_confidence=stats[1],
+        unlabeled_fraction=values[0],
+        mean_confidence=values[1],
+        anomaly_fraction=values[2] if anomalous is not None else None,
     )

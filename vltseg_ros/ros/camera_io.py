@@ -47,6 +47,11 @@ class CameraIO:
         """The overlay is made only while someone subscribes to it."""
         return self.publishers["overlay"].get_subscription_count() > 0
 
+    @property
+    def anomaly_wanted(self) -> bool:
+        """The anomaly image is copied and published only while someone subscribes to it."""
+        return self.publishers["anomaly"].get_subscription_count() > 0
+
     def subscribe(
         self,
         node: LifecycleNode,

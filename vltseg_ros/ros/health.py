@@ -7,7 +7,9 @@ received / busy / stale frames, the worker bad input, errors and publications, e
 ``run(stat)`` filling a ``DiagnosticStatusWrapper`` (``summary``, ``mergeSummary``, ``add``).
 On a ROS 2 machine with diagnostic_updater installed its wrapper is used, and
 ``Updater.add(health)`` can run the same object; here a small stand-in with those methods does.
-Rates use the monotonic clock (real processing rates, also under ``use_sim_time``).
+Rates use the monotonic clock (real processing rates, also under ``use_sim_time``). With a
+calibrated checkpoint it also holds the camera's domain-shift monitor
+(:class:`vltseg_ros.domain_shift.ShiftMonitor`, on header stamps) and reports its verdict.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Literal
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
+from vltseg_ros.domain_shift import ShiftMonitor
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.settings import SegmenterSettings
 
@@ -67,6 +70,24 @@ class CameraHealth:
         self._counts: Counter[str] = Counter()
         self._reported: Counter[str] = Counter()
         self._last_error = ""
+        self._shift: ShiftMonitor | None = None
+        self._shift_off = "off: no model loaded"
+
+    def watch_shift(self, monitor: ShiftMonitor | None, reason: str = "") -> None:
+        """Compare this camera's frames with a calibration set (None: no monitor, and
+        ``reason`` says why in the diagnostics)."""
+        with self._lock:
+            self._shift, self._shift_off = monitor, f"off: {reason}"
+
+    def frame_statistics(
+        self, stamp: float, mean_confidence: float, anomaly_fraction: float
+    ) -> float:
+        """Record a segmented frame's statistics (``stamp``: header stamp, s); returns its
+        shift score, or -1 without a monitor."""
+        with self._lock:
+            if self._shift is None:
+                return -1.0
+            return self._shift.add(stamp, mean_confidence, anomaly_fraction)
 
     def received(self) -> None:
         """A frame arrived."""
@@ -109,7 +130,8 @@ class CameraHealth:
 
         Level: ERROR after processing errors since the last run; WARN when frames arrive but
         none is published, or frames were dropped as stale or bad since the last run (busy
-        drops are normal: a camera faster than inference); else OK.
+        drops are normal: a camera faster than inference), or the domain-shift monitor sees a
+        shift; else OK.
         """
         now = time.monotonic()
         with self._lock:
@@ -127,6 +149,12 @@ class CameraHealth:
                 **{key: self._counts[key] for key in _COUNTS},
                 "last_error": self._last_error,
             }
+            shift = None if self._shift is None else self._shift.status()
+            if shift is None:
+                values["domain_shift"] = self._shift_off
+            else:
+                values["domain_shift"] = shift.message
+                values["shift_score"] = shift.score
         stat.summary(DiagnosticStatus.OK, "ok")
         if new["errors"]:
             stat.mergeSummary(DiagnosticStatus.ERROR, f"{new['errors']} processing error(s)")
@@ -134,6 +162,8 @@ class CameraHealth:
             stat.mergeSummary(DiagnosticStatus.WARN, "frames arrive but no result is published")
         if new["dropped_stale"] or new["dropped_bad_input"]:
             stat.mergeSummary(DiagnosticStatus.WARN, "frames dropped (stale or bad input)")
+        if shift is not None and shift.shifted:
+            stat.mergeSummary(DiagnosticStatus.WARN, shift.message)
         for key, value in values.items():
             stat.add(key, _text(value))
         return stat
@@ -163,6 +193,17 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def _calibration(segmenter: Segmenter | None) -> str:
+    calibration = None if segmenter is None else segmenter.config.calibration
+    if calibration is None:
+        return "none (temperature 1, domain-shift warning off)"
+    return (
+        f"temperature {calibration.temperature:.3f} from {calibration.frames} frames of "
+        f"{calibration.source or 'unknown'} (ECE {calibration.ece_before:.3f} -> "
+        f"{calibration.ece_after:.3f})"
+    )
+
+
 def engine_status(
     stat: DiagnosticStatusWrapper, settings: SegmenterSettings, segmenter: Segmenter | None
 ) -> DiagnosticStatusWrapper:
@@ -178,6 +219,7 @@ def engine_status(
         "mode": segmenter.inference.mode if segmenter else "",
         # lowered after a GPU out-of-memory error (see Segmenter)
         "batch_size": segmenter.batch_size if segmenter else settings.batch_size,
+        "calibration": _calibration(segmenter),
         "active": segmenter is not None,
     }
     if segmenter is None:

@@ -17,7 +17,7 @@ from vltseg_ros.msg import ClassSet, SegmentationInfo
 from vltseg_ros.outputs import OUTPUTS, FrameOutputs
 
 OUTPUT_TYPES: dict[str, type] = dict(
-    zip(OUTPUTS, (Image, Image, Image, SegmentationInfo, CameraInfo), strict=True)
+    zip(OUTPUTS, (Image, Image, Image, Image, SegmentationInfo, CameraInfo), strict=True)
 )
 """The message class of each per-camera output (:data:`vltseg_ros.outputs.OUTPUTS`)."""
 
@@ -51,7 +51,7 @@ def array_to_image(array: np.ndarray, encoding: str, header: Header) -> Image:
 
 
 def output_messages(outputs: FrameOutputs, header: Header) -> dict[str, Any]:
-    """output -> message of one frame (mask, confidence, overlay if made, info)."""
+    """output -> message of one frame (mask, confidence, overlay and anomaly if made, info)."""
     messages: dict[str, Any] = {
         name: array_to_image(array, encoding, header)
         for name, (array, encoding) in outputs.images().items()

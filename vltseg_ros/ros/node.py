@@ -30,6 +30,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from vltseg_ros.domain_shift import ShiftMonitor
 from vltseg_ros.errors import InvalidImageError, VLTSegError
 from vltseg_ros.inference.predictor import PreparedFrame, SegmentationResult, Segmenter
 from vltseg_ros.msg import ClassSet
@@ -120,6 +121,7 @@ class VLTSegNode(LifecycleNode):
         self._classes_pub.publish(
             class_set_message(self._segmenter.class_set, self.get_clock().now().to_msg())
         )
+        self._watch_shift(settings, self._segmenter)
         self._scheduler = FrameScheduler(
             {name: io.health for name, io in self._cameras.items()},
             settings.max_age,
@@ -203,6 +205,12 @@ class VLTSegNode(LifecycleNode):
                     settings.outputs,
                     class_set=segmenter.class_set,
                     with_overlay=camera.overlay_wanted,
+                    with_anomaly=camera.anomaly_wanted,
+                    shift_score=camera.health.frame_statistics(
+                        pending.stamp or pending.received,
+                        result.summary.mean_confidence,
+                        result.summary.anomaly_fraction or 0.0,
+                    ),
                     camera=pending.camera,
                     model=segmenter.config.name,
                     checkpoint=settings.segmenter.checkpoint,
@@ -239,6 +247,7 @@ class VLTSegNode(LifecycleNode):
         and counted as an error of its camera). When a batch of several frames fails, each
         runs again alone, so that one camera's frame cannot fail the other cameras'."""
         options = settings.outputs.predict_options()
+        options["return_anomaly"] = any(self._cameras[f[0].camera].anomaly_wanted for f in frames)
         try:
             return list(segmenter.predict_frames([f[3] for f in frames], **options))
         except Exception as exc:  # the engine's, CUDA's or a bug: never the worker's end
@@ -283,6 +292,35 @@ class VLTSegNode(LifecycleNode):
             f"{segmenter.description}"
         )
         return segmenter
+
+    def _watch_shift(self, settings: NodeSettings, segmenter: Segmenter) -> None:
+        """Give every camera a domain-shift monitor against the checkpoint's calibration."""
+        calibration, outputs = segmenter.config.calibration, settings.outputs
+        if calibration is None:
+            self.get_logger().info(
+                "domain-shift warning off: the checkpoint has no calibration (vltseg calibrate)"
+            )
+        same = calibration is not None and (
+            (calibration.anomaly_method, calibration.anomaly_threshold)
+            == (outputs.anomaly_method, outputs.anomaly_threshold)
+        )
+        if calibration is not None and not same:
+            self.get_logger().warning(
+                f"anomaly_method / anomaly_threshold ({outputs.anomaly_method}, "
+                f"{outputs.anomaly_threshold:g}) differ from the calibration's "
+                f"({calibration.anomaly_method}, {calibration.anomaly_threshold:g}): the "
+                "domain-shift monitor compares mean confidence only"
+            )
+        for camera in self._cameras.values():
+            monitor = None
+            if calibration is not None:
+                monitor = ShiftMonitor(
+                    calibration,
+                    settings.shift_window,
+                    settings.shift_threshold,
+                    compare_anomaly=same,
+                )
+            camera.health.watch_shift(monitor, "the checkpoint has no calibration")
 
     def _stop(self) -> None:
         for camera in self._cameras.values():

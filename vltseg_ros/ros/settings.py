@@ -115,6 +115,19 @@ class NodeSettings:
     diagnostics_period: float = option(
         1.0, "Seconds between /diagnostics messages.", range=(0.1, 60.0), unit="s"
     )
+    shift_window: float = option(
+        10.0,
+        "Domain-shift monitor: seconds of frames (by header stamp) whose mean confidence and "
+        "anomaly fraction are compared with the checkpoint's calibration set.",
+        range=(0.1, 3600.0),
+        unit="s",
+    )
+    shift_threshold: float = option(
+        3.0,
+        "Domain-shift monitor: /diagnostics turns WARN when the window's shift score (standard "
+        "deviations of the calibration set) reaches this.",
+        range=(0.0, 1000.0),
+    )
 
 
 def camera_specs(name: str) -> list[OptionSpec]:

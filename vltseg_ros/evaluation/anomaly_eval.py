@@ -1,0 +1,117 @@
+"""Anomaly detection scored against anomaly truth: the chosen anomaly score and max
+probability (the field's baseline, ``1 - confidence``) from one forward pass, per pixel, with
+:class:`AnomalyAccumulator` (AUROC, AP, FPR at 95 % TPR, as sklearn computes them)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vltseg_ros.data.anomaly_sets import AnomalySample, load_anomaly_sample
+from vltseg_ros.errors import EvaluationError
+from vltseg_ros.evaluation.anomaly import AnomalyAccumulator
+from vltseg_ros.evaluation.report import BASELINE_METHOD, AnomalyReport, percent
+from vltseg_ros.inference.predictor import SegmentationResult, Segmenter
+from vltseg_ros.inference.scores import check_method
+
+LOG = logging.getLogger(__name__)
+
+
+class AnomalyScoring:
+    """Pools one run's per-pixel anomaly scores against anomaly truth, for the chosen score
+    and for :data:`BASELINE_METHOD` (``1 - result.confidence``, from the same forward pass).
+
+    Args:
+        method: the anomaly score of the results (the ``anomaly_method`` they were predicted
+            with, ``return_anomaly`` set: :meth:`predict_options`).
+
+    Raises:
+        ConfigError: an unknown method.
+    """
+
+    def __init__(self, method: str) -> None:
+        self.method = check_method(method)
+        names = dict.fromkeys((self.method, BASELINE_METHOD))
+        # one seed for all: over the sampling cap they keep the same pixels
+        self.accumulators = {name: AnomalyAccumulator() for name in names}
+        self.frames = 0
+        """Frames added."""
+
+    def predict_options(self) -> dict[str, Any]:
+        """The :meth:`Segmenter.predict_frames` options the added results need."""
+        return {"anomaly_method": self.method, "return_anomaly": True}
+
+    def add(self, result: SegmentationResult, truth: np.ndarray) -> None:
+        """Add one frame: its result (with ``anomaly``) and (H, W) uint8 truth of the same
+        size (0 in-distribution, 1 anomaly, other values void).
+
+        Raises:
+            EvaluationError: the result has no anomaly map, or the sizes differ.
+        """
+        if result.anomaly is None:
+            raise EvaluationError("the result has no anomaly map: predict with return_anomaly")
+        scores = {self.method: result.anomaly, BASELINE_METHOD: 1.0 - result.confidence}
+        for name, accumulator in self.accumulators.items():
+            accumulator.add(scores[name], truth)
+        self.frames += 1
+
+    def report(self, *, source: str = "", model: str = "", checkpoint: str = "") -> AnomalyReport:
+        """The metrics of every score.
+
+        Raises:
+            EvaluationError: no anomaly pixel or no in-distribution pixel was added.
+        """
+        metrics = {name: acc.result() for name, acc in self.accumulators.items()}
+        return AnomalyReport(self.method, metrics, self.frames, source, model, checkpoint)
+
+
+def evaluate_anomaly_set(
+    segmenter: Segmenter,
+    samples: Sequence[AnomalySample],
+    method: str = "rba",
+    *,
+    source: str = "",
+    checkpoint: str = "",
+    progress: bool = True,
+) -> AnomalyReport:
+    """Segment every sample of an anomaly data set and score its anomaly map at the label's
+    resolution (the segmenter's inference settings; class scores resized before the scores
+    are computed).
+
+    Args:
+        segmenter: the model with its inference settings.
+        samples: from :func:`vltseg_ros.data.anomaly_sets.anomaly_samples` (e.g. the first N).
+        method: the anomaly score (:data:`vltseg_ros.inference.scores.ANOMALY_METHODS`),
+            reported beside max probability.
+        source: where the samples came from (``road_anomaly:/data/RoadAnomaly_jpg``).
+        checkpoint: the weights file ("" = random weights), for the report.
+        progress: show a tqdm progress bar.
+
+    Raises:
+        ConfigError: an unknown method.
+        DatasetError: a file is unreadable, or a label's size differs from its image.
+        EvaluationError: the truth holds no anomaly or no in-distribution pixel.
+    """
+    scoring = AnomalyScoring(method)
+    loaded = map(load_anomaly_sample, samples)
+    stream = ((truth, image, "rgb", truth.shape) for image, truth in loaded)
+    name = samples[0].dataset if samples else "anomaly"
+    with tqdm(total=len(samples), unit="frame", desc=name, disable=not progress) as bar:
+        for truths, results, _ in segmenter.predict_stream(stream, **scoring.predict_options()):
+            for truth, result in zip(truths, results, strict=True):
+                scoring.add(result, truth)
+            bar.update(len(truths))
+    report = scoring.report(source=source, model=segmenter.config.name, checkpoint=checkpoint)
+    LOG.info(
+        "%s: %s AUROC %s %%, AP %s %%, FPR95 %s %%",
+        source or name,
+        method,
+        percent(report.chosen.auroc),
+        percent(report.chosen.average_precision),
+        percent(report.chosen.fpr_at_95_tpr),
+    )
+    return report

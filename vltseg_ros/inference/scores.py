@@ -1,0 +1,86 @@
+"""From Mask2Former's raw class scores to probabilities (with a calibration temperature) and
+per-pixel anomaly scores, without retraining.
+
+Mask2Former's raw semantic score of class k at a pixel is ``s_k = sum_q p_q(k) sigmoid(m_q)``:
+each query's class probability (the no-object class left out) times its mask. A pixel that
+every query's mask rejects has all ``s_k`` near 0; a pixel of a known class has one near 1.
+Higher scores mean more anomalous, for every method:
+
+- ``rba``: "Rejected by All" (Nayal et al., ICCV 2023): ``-sum_k tanh(s_k)``, in [-C, 0]. As the
+  authors' code computes it (``-logits.tanh().sum(0)`` on Mask2Former's ``sem_seg``), from the
+  raw scores, so the project's per-pixel normalization and the calibration temperature do not
+  change it. About -0.76 where one class owns the pixel (tanh 1), 0 where no query claims it.
+- ``max_logit``: ``-max_k s_k``, in [-num_queries, 0] (the raw scores play the logits' role).
+- ``max_probability``: ``1 - max_k p_k`` of the normalized (tempered) probabilities, in
+  [0, 1 - 1/C].
+- ``entropy``: ``-sum_k p_k log p_k / log C``, in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from vltseg_ros.errors import ConfigError
+
+AnomalyMethod = Literal["rba", "max_logit", "max_probability", "entropy"]
+ANOMALY_METHODS: tuple[AnomalyMethod, ...] = ("rba", "max_logit", "max_probability", "entropy")
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "rba": -0.5,
+    "max_logit": -0.5,
+    "max_probability": 0.5,
+    "entropy": 0.5,
+}
+"""A starting threshold per method (score above it = anomalous pixel); tune it per model."""
+_EPS = 1e-12
+_FROM_PROBABILITIES = ("max_probability", "entropy")
+
+
+def check_method(method: str) -> AnomalyMethod:
+    """``method`` if it is one of :data:`ANOMALY_METHODS`.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    if method not in ANOMALY_METHODS:
+        raise ConfigError(
+            f"anomaly method must be one of {', '.join(ANOMALY_METHODS)}, got {method!r}"
+        )
+    return method  # type: ignore[return-value]
+
+
+def anomaly_score(raw: Tensor, method: AnomalyMethod = "rba", temperature: float = 1.0) -> Tensor:
+    """The (H, W) float32 anomaly score of one frame, on the scores' device.
+
+    Args:
+        raw: (C, H, W) float raw semantic scores (non-negative, not normalized).
+        method: see the module docstring.
+        temperature: of the probabilities max_probability and entropy are computed from.
+    """
+    probs = apply_temperature(raw, temperature) if method in _FROM_PROBABILITIES else raw
+    if method == "rba":
+        score = -raw.tanh().sum(0)
+    elif method == "max_logit":
+        score = -raw.amax(0)
+    elif method == "max_probability":
+        score = 1.0 - probs.amax(0)
+    elif method == "entropy":
+        entropy = -(probs * probs.clamp_min(_EPS).log()).sum(0)
+        score = entropy / math.log(max(probs.shape[0], 2))
+    else:
+        check_method(method)
+    return score.float()
+
+
+def apply_temperature(raw: Tensor, temperature: float) -> Tensor:
+    """Class probabilities (C, H, W) from raw scores: ``p_k ∝ s_k ** (1 / temperature)``.
+
+    This is temperature scaling of the logits ``log s_k`` (a softmax of ``log s / T``); at
+    ``temperature`` 1 it is ``s / s.sum(0)``, the project's untempered normalization.
+    """
+    if temperature == 1.0:
+        return raw / raw.sum(0, keepdim=True).clamp_min(_EPS)
+    return torch.softmax(raw.clamp_min(_EPS).log() / temperature, dim=0)
