@@ -334,8 +334,8 @@ class Segmenter:
                 cheaper and blockier.
             summarize: also compute the per-class :class:`ResultSummary` of each result.
             anomaly_method: compute this per-pixel anomaly score (None: none); with
-                ``summarize``, the summary's ``anomaly_fraction`` counts the pixels whose score
-                exceeds ``anomaly_threshold``.
+                ``summarize``, the summary's ``anomaly_fraction`` is the share of pixels whose
+                score exceeds ``anomaly_threshold``, counted at the model's resolution.
             return_anomaly: also return the (H, W) anomaly score (needs ``anomaly_method``).
 
         Raises:
@@ -486,12 +486,16 @@ def scores_to_result(
         The result with numpy arrays on the host.
     """
     output_size = (int(output_size[0]), int(output_size[1]))
-    # the anomaly score at model resolution, resized like the scores (tanh over C full-size maps
-    # would cost ~5 % of a CPU frame; the resized map differs only at sub-pixel level)
-    anomaly = None
+    # The anomaly score at model resolution (tanh over C full-size maps would cost ~5 % of a
+    # CPU frame); its anomalous share is counted there, and the map is resized like the
+    # scores only when it is returned.
+    anomaly = anomalous = None
     if anomaly_method is not None:
         anomaly = anomaly_score(raw, anomaly_method, temperature)
-        if resize == "scores":
+        anomalous = anomaly > anomaly_threshold
+        if not return_anomaly:
+            anomaly = None
+        elif resize == "scores":
             anomaly = _resize(anomaly[None], output_size)[0]
         else:
             anomaly = resize_nearest(anomaly, output_size)
@@ -506,7 +510,6 @@ def scores_to_result(
         labels = resize_nearest(labels, output_size)
         confidence = resize_nearest(confidence, output_size)
         probs = _resize(probs, output_size) if return_scores else probs
-    anomalous = None if anomaly is None else anomaly > anomaly_threshold
     return SegmentationResult(
         labels=labels.cpu().numpy(),
         confidence=confidence.cpu().numpy(),
@@ -514,5 +517,5 @@ def scores_to_result(
         summary=summarize_result(labels, confidence, raw.shape[0], anomalous)
         if summarize
         else None,
-        anomaly=anomaly.cpu().numpy() if return_anomaly and anomaly is not None else None,
+        anomaly=None if anomaly is None else anomaly.cpu().numpy(),
     )

@@ -50,7 +50,7 @@ def summarize(
     means = torch.where(per_class > 0, sums[:num_classes] / per_class.clamp_min(1), 0.0)
     stats = [counts[num_classes:].sum() / total, sums.sum() / total]
     if anomalous is not None:
-        stats.append(anomalous.sum().double() / total)
+        stats.append(anomalous.double().mean())  # its own resolution (the model's)
     values = torch.stack(stats).cpu().tolist()  # one copy to the host
     return ResultSummary(
         class_fraction=(per_class / total).float().cpu().numpy(),
