@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Create or update the project's virtual environment (called by `make setup`).
 #
-#   scripts/setup_env.sh [VENV_DIR]        (default .venv; PYTHON=python3 picks the interpreter)
+#   scripts/setup_env.sh [VENV_DIR]        (PYTHON=python3 picks the interpreter)
+#   scripts/setup_env.sh --print-venv      (prints the default VENV_DIR; the Makefile asks)
 #
 # - A sourced ROS 2 installation (ROS_DISTRO set and $PYTHON can `import rclpy`) is used as is:
 #   the venv sees its packages (--system-site-packages) and no ROS wheels are installed.
-# - Otherwise the ROS 2 Kilted wheels from PyPI (requirements/ros.txt, CPython 3.11) are installed.
+# - Otherwise the ROS 2 wheels from PyPI (CPython 3.11) are installed: Kilted by default
+#   (requirements/ros.txt, VENV_DIR .venv), Jazzy with ROS_DISTRO=jazzy (requirements/ros-jazzy.txt
+#   and constraints-jazzy.txt over constraints.txt, VENV_DIR .venv-jazzy).
+# - torch, torchvision and onnxruntime: a CUDA build of torch (with its torchvision) and an
+#   onnxruntime with GPU providers that $PYTHON already has are kept instead of the pinned wheels
+#   (the venv then sees the interpreter's packages); VLTSEG_TORCH=keep|pinned|auto (default auto)
+#   forces either way. scripts/platform_packages.py decides, checks the versions and writes the
+#   requirement / constraint files that pip gets.
 # - The package's messages (msg/*.msg) are built with CMake into the venv, with the generators of
 #   the wheels or of the sourced ROS 2; see "Messages" below for the layout.
 # - A stamp in the venv holds a hash of everything that decides its contents; when nothing
@@ -14,11 +22,11 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-VENV="${1:-.venv}"
 PYTHON="${PYTHON:-python3}"
-STAMP="$VENV/.vltseg-setup-stamp"
+VLTSEG_TORCH="${VLTSEG_TORCH:-auto}"
 
-log() { printf '[setup] %s\n' "$*"; }
+PRINT_VENV="$([[ "${1:-}" == "--print-venv" ]] && echo 1 || true)"
+log() { [[ -n "$PRINT_VENV" ]] || printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 command -v "$PYTHON" >/dev/null 2>&1 || die "'$PYTHON' not found; install Python >= 3.10 or set PYTHON=..."
@@ -26,29 +34,90 @@ PY_VERSION="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
     die "$PYTHON is Python $PY_VERSION; vltseg_ros needs Python >= 3.10"
 
-# --- ROS 2: a sourced installation, or the PyPI wheels -------------------------------------------
+# --- ROS 2: a sourced installation, or the PyPI wheels of Kilted (default) or Jazzy ------------
+REQ_FILES=(requirements/core.txt requirements/dev.txt)
+CONSTRAINT_FILES=(constraints.txt)
 if [[ -n "${ROS_DISTRO:-}" ]] && "$PYTHON" -c 'import rclpy' >/dev/null 2>&1; then
+    ROS_SOURCE="sourced"
     ROS_MODE="sourced-$ROS_DISTRO"
-    SYSTEM_SITE="true"
-    REQ_FILES=(requirements/core.txt requirements/dev.txt)
+    DEFAULT_VENV=".venv"
     log "using the sourced ROS 2 '$ROS_DISTRO' (rclpy from $("$PYTHON" -c \
         'import os, rclpy; print(os.path.dirname(rclpy.__file__))'))"
 else
-    ROS_MODE="wheels"
-    SYSTEM_SITE="false"
-    REQ_FILES=(requirements/core.txt requirements/dev.txt requirements/ros.txt)
+    ROS_SOURCE="wheels"
+    case "${ROS_DISTRO:-kilted}" in
+        kilted)
+            DEFAULT_VENV=".venv"
+            REQ_FILES+=(requirements/ros.txt) ;;
+        jazzy)
+            DEFAULT_VENV=".venv-jazzy"
+            REQ_FILES+=(requirements/ros-jazzy.txt)
+            CONSTRAINT_FILES+=(constraints-jazzy.txt) ;;
+        *)
+            die "ROS_DISTRO=$ROS_DISTRO: PyPI has ROS 2 wheels for kilted (default) and jazzy \
+only. For another distribution (e.g. Humble), source its setup script first (source \
+/opt/ros/$ROS_DISTRO/setup.bash) so that $PYTHON imports its rclpy, and rerun." ;;
+    esac
+    ROS_MODE="wheels-${ROS_DISTRO:-kilted}"
     if [[ -n "${ROS_DISTRO:-}" ]]; then
-        log "ROS_DISTRO=$ROS_DISTRO is set but $PYTHON cannot import rclpy: using the PyPI wheels"
+        log "ROS_DISTRO=$ROS_DISTRO is set but $PYTHON cannot import rclpy: using the \
+$ROS_DISTRO wheels from PyPI"
     fi
-    [[ "$PY_VERSION" == "3.11" ]] || die "the ROS 2 Kilted wheels on PyPI are built for CPython \
-3.11 only, and $PYTHON is $PY_VERSION. Source a ROS 2 installation first, or run \
-'make setup PYTHON=python3.11'."
+    [[ "$PY_VERSION" == "3.11" ]] || die "the ROS 2 ${ROS_DISTRO:-kilted} wheels on PyPI are \
+built for CPython 3.11 only, and $PYTHON is $PY_VERSION. Source a ROS 2 installation first, or \
+run 'make setup PYTHON=python3.11'."
 fi
+if [[ -n "$PRINT_VENV" ]]; then
+    echo "$DEFAULT_VENV"
+    exit 0
+fi
+VENV="${1:-$DEFAULT_VENV}"
+STAMP="$VENV/.vltseg-setup-stamp"
+MODE_FILE="$VENV/.vltseg-setup-mode"  # ROS_MODE the venv was made for
+GEN_PY_DIR="lib/vltseg_ros_generated_py"  # the generated message modules, in the venv
+# Those modules are linked into the source tree for .venv; any other venv of this checkout
+# (.venv-jazzy) imports its own through a start-up hook and leaves the links alone (see
+# "Messages").
+if [[ "$(realpath -m "$VENV")" == "$(realpath -m .venv)" ]]; then
+    LINKED="true"
+    MSG_INIT="vltseg_ros/msg/__init__.py"
+else
+    LINKED="false"
+    MSG_INIT="$VENV/$GEN_PY_DIR/vltseg_ros/msg/__init__.py"
+fi
+
+# --- Python 3.10 ----------------------------------------------------------------------------------
+# requirements/core.txt's exact versions (numpy 2.4, scipy 1.17, pillow 13, matplotlib 3.11,
+# onnxruntime 1.32, scikit-learn 1.9) need Python >= 3.11. On 3.10 (ROS 2 Humble, JetPack 6: a
+# sourced ROS 2 only, the wheels being 3.11) setup.py's version ranges are installed instead,
+# without constraints.txt (pins of a Python 3.11 resolution).
+RANGES_ARGS=()
+if "$PYTHON" -c 'import sys; sys.exit(sys.version_info >= (3, 11))'; then
+    RANGES_ARGS=(--ranges-for requirements/core.txt)
+    CONSTRAINT_FILES=()
+    log "Python $PY_VERSION: requirements/core.txt's exact versions need Python >= 3.11; \
+installing setup.py's version ranges instead, without constraints.txt"
+fi
+
+# --- torch, torchvision, onnxruntime: the platform's or the pinned ones -------------------------
+# Writes the requirement and constraint files for pip into $PKG_DIR (copied into the venv at the
+# end); prints the kept packages, which make the venv see the interpreter's packages.
+PKG_DIR="$(mktemp -d)"
+trap 'rm -rf "$PKG_DIR"' EXIT
+KEPT="$("$PYTHON" scripts/platform_packages.py --mode "$VLTSEG_TORCH" --out "$PKG_DIR" \
+    "${RANGES_ARGS[@]}" --requirements "${REQ_FILES[@]}" \
+    --constraints "${CONSTRAINT_FILES[@]}")" ||
+    die "the platform's torch / torchvision / onnxruntime cannot be used (see above)"
+SYSTEM_SITE="false"
+if [[ "$ROS_SOURCE" == "sourced" || -n "$KEPT" ]]; then
+    SYSTEM_SITE="true"
+fi
+[[ -z "$KEPT" ]] || log "kept from $PYTHON (not installed into $VENV): $KEPT"
 
 # --- Up to date? ---------------------------------------------------------------------------------
 KEY="$( {
-    echo "python=$("$PYTHON" -c 'import sys; print(sys.version)') mode=$ROS_MODE"
-    cat requirements/*.txt constraints.txt setup.py pyproject.toml scripts/setup_env.sh \
+    echo "python=$("$PYTHON" -c 'import sys; print(sys.version)') mode=$ROS_MODE kept=$KEPT"
+    cat "$PKG_DIR"/*.txt setup.py pyproject.toml scripts/setup_env.sh \
         scripts/*.py scripts/vltseg_node \
         CMakeLists.txt package.xml msg/*.msg
     ls -d config launch 2>/dev/null || true  # linked into share/vltseg_ros when present
@@ -57,7 +126,7 @@ KEY="$( {
 # The links to the generated message modules live in the source tree (see "Messages"): a
 # `git clean -X` removes them without touching the stamp.
 if [[ -z "${FORCE:-}" && -f "$STAMP" && "$(cat "$STAMP")" == "$KEY" && -x "$VENV/bin/python" \
-    && -f vltseg_ros/msg/__init__.py ]]; then
+    && -f "$MSG_INIT" ]]; then
     log "$VENV is up to date (FORCE=1 make setup reinstalls)"
     exit 0
 fi
@@ -67,8 +136,12 @@ if [[ -d "$VENV" ]]; then
     CURRENT_SITE="$(sed -n 's/^include-system-site-packages *= *//p' "$VENV/pyvenv.cfg" \
         2>/dev/null || true)"
     if ! "$VENV/bin/python" -c '' >/dev/null 2>&1 || [[ "$CURRENT_SITE" != "$SYSTEM_SITE" ]]; then
-        log "removing $VENV (broken, or created for another ROS set-up)"
+        log "removing $VENV (broken, or created for another ROS or torch set-up)"
         rm -rf "$VENV"
+    elif [[ -f "$MODE_FILE" && "$(cat "$MODE_FILE")" != "$ROS_MODE" ]]; then
+        die "$VENV was made for ROS 2 $(cat "$MODE_FILE"), not $ROS_MODE: each distribution has \
+its own venv (.venv: Kilted or a sourced ROS 2, .venv-jazzy: the Jazzy wheels). Leave out \
+VENV_DIR / VENV=, or remove $VENV and rerun"
     fi
 fi
 if [[ ! -d "$VENV" ]]; then
@@ -78,21 +151,25 @@ if [[ ! -d "$VENV" ]]; then
     "$PYTHON" -m venv "${VENV_ARGS[@]}" "$VENV"
 fi
 rm -f "$STAMP"
+echo "$ROS_MODE" > "$MODE_FILE"
 
 # --- Install -------------------------------------------------------------------------------------
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 REQ_ARGS=()
-for f in "${REQ_FILES[@]}"; do REQ_ARGS+=(-r "$f"); done
+for f in "${REQ_FILES[@]}"; do REQ_ARGS+=(-r "$PKG_DIR/$(basename "$f")"); done
 
-log "installing ${REQ_FILES[*]} (the first time takes a few minutes: torch is ~5 GB)"
-"${PIP[@]}" install --progress-bar off "${REQ_ARGS[@]}" -c constraints.txt
+log "installing ${REQ_FILES[*]} with ${CONSTRAINT_FILES[*]:-no constraints} (the first time \
+takes a few minutes: torch is ~5 GB)"
+"${PIP[@]}" install --progress-bar off "${REQ_ARGS[@]}" -c "$PKG_DIR/constraints.txt"
 log "installing vltseg_ros in editable mode"
 "${PIP[@]}" install --progress-bar off --no-deps -e .
-if [[ "$ROS_MODE" == "wheels" ]]; then
+if [[ "$SYSTEM_SITE" == "false" ]]; then
     "${PIP[@]}" check
 else  # the system's own packages are visible too, and their conflicts are not ours to fix
     "${PIP[@]}" check || log "WARNING: 'pip check' reports conflicts (see above), continuing"
 fi
+rm -rf "$VENV/.vltseg-setup-requirements"  # what pip got, for the record
+cp -r "$PKG_DIR" "$VENV/.vltseg-setup-requirements"
 
 # --- Messages -------------------------------------------------------------------------------------
 # Built with CMake as colcon would, but into the venv as the install prefix and with
@@ -104,7 +181,10 @@ fi
 # - the generated Python part (vltseg_ros/msg/ and the vltseg_ros_s__*.so extension modules
 #   that it imports from the package's top level) goes to $VENV/$GEN_PY_DIR, which is not on
 #   sys.path, and is linked into the source package (git-ignored links, excluded from the CMake
-#   install), so `from vltseg_ros.msg import ...` resolves next to the editable sources;
+#   install), so `from vltseg_ros.msg import ...` resolves next to the editable sources. Only
+#   .venv owns those links: another venv of the checkout (.venv-jazzy, built against other ROS
+#   libraries) gets a start-up hook instead, a finder placed first in sys.meta_path that imports
+#   vltseg_ros.msg and vltseg_ros.vltseg_ros_s__* from its own $GEN_PY_DIR;
 # - a .pth start-up hook (scripts/venv_ros_env.py) appends the venv to AMENT_PREFIX_PATH (for
 #   ament_index lookups) in every Python process of the venv and, with a sourced ROS 2, whose
 #   library path does not name the venv, restarts Python once with $VENV/lib on LD_LIBRARY_PATH
@@ -112,9 +192,8 @@ fi
 VENV_ABS="$(cd "$VENV" && pwd)"
 BUILD_DIR="$VENV_ABS/build/vltseg_ros"
 BUILD_LOG="$VENV_ABS/build/vltseg_ros.log"
-GEN_PY_DIR="lib/vltseg_ros_generated_py"
 GEN_PKG="$VENV_ABS/$GEN_PY_DIR/vltseg_ros"
-export PATH="$VENV_ABS/bin:$PATH"  # cmake, ninja (requirements/ros.txt) and the venv's python
+export PATH="$VENV_ABS/bin:$PATH"  # cmake, ninja (requirements/ros*.txt) and the venv's python
 
 command -v cmake >/dev/null 2>&1 || die "cmake not found: building msg/*.msg needs CMake >= 3.20 \
 (the PyPI wheels mode installs it from requirements/ros.txt; with a sourced ROS 2, install it \
@@ -123,12 +202,12 @@ for compiler in cc c++; do
     command -v "$compiler" >/dev/null 2>&1 || die "no C/C++ compiler ('$compiler' not found): \
 rosidl compiles the message type supports; install one, e.g. 'apt-get install build-essential'"
 done
-if [[ -e vltseg_ros/msg && ! -L vltseg_ros/msg ]]; then
+if [[ "$LINKED" == "true" && -e vltseg_ros/msg && ! -L vltseg_ros/msg ]]; then
     die "vltseg_ros/msg is a real file or directory; setup links the generated message package \
 there. Move it away (the messages are defined in msg/*.msg) and rerun"
 fi
 
-if [[ "$ROS_MODE" == "wheels" ]]; then
+if [[ "$ROS_SOURCE" == "wheels" ]]; then
     "$VENV/bin/python" scripts/fix_ros_wheel_cmake.py "$VENV_ABS"
     ROS_PREFIXES="$VENV_ABS"
 else
@@ -164,25 +243,62 @@ fi
 [[ -f "$GEN_PKG/msg/__init__.py" ]] || die "the message build installed no Python module \
 ($GEN_PKG/msg/__init__.py missing; is a Python type support available? see $BUILD_LOG)"
 
-find vltseg_ros -maxdepth 1 -type l \( -name msg -o -name 'vltseg_ros_s__*' \) -delete
-ln -sr "$GEN_PKG/msg" vltseg_ros/msg
-for module in "$GEN_PKG"/vltseg_ros_s__*; do
-    ln -sr "$module" vltseg_ros/
-done
+SITE_PACKAGES="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+MSG_HOOK="$SITE_PACKAGES/_vltseg_ros_venv_msg.py"
+if [[ "$LINKED" == "true" ]]; then
+    find vltseg_ros -maxdepth 1 -type l \( -name msg -o -name 'vltseg_ros_s__*' \) -delete
+    ln -sr "$GEN_PKG/msg" vltseg_ros/msg
+    for module in "$GEN_PKG"/vltseg_ros_s__*; do
+        ln -sr "$module" vltseg_ros/
+    done
+    rm -f "$MSG_HOOK" "$SITE_PACKAGES/vltseg_ros_venv_msg.pth"
+else
+    sed "s|@SOURCES@|$PWD/vltseg_ros|" > "$MSG_HOOK" <<'EOF'
+"""Start-up hook of a second venv of a vltseg_ros checkout (written by scripts/setup_env.sh).
+
+The generated vltseg_ros.msg package and its type-support modules are linked into the source
+tree for .venv; this venv has its own build (against other ROS 2 libraries) and imports those
+whenever vltseg_ros itself is the checkout's (not, e.g., a colcon install prefix's).
+"""
+
+import importlib.machinery
+import os
+import sys
+
+SOURCES = "@SOURCES@"
+GENERATED = os.path.join(sys.prefix, "lib", "vltseg_ros_generated_py", "vltseg_ros")
+
+
+class _GeneratedMessages:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        package, _, module = name.partition(".")
+        if package != "vltseg_ros" or not (module == "msg" or module.startswith("vltseg_ros_s__")):
+            return None
+        if SOURCES not in getattr(sys.modules.get(package), "__path__", ()):
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, [GENERATED])
+
+
+sys.meta_path.insert(0, _GeneratedMessages)
+EOF
+    echo "import _vltseg_ros_venv_msg" > "$SITE_PACKAGES/vltseg_ros_venv_msg.pth"
+fi
 for dir in config launch; do
     rm -rf "$VENV_ABS/share/vltseg_ros/$dir"
     if [[ -d "$dir" ]]; then
         ln -s "$PWD/$dir" "$VENV_ABS/share/vltseg_ros/$dir"
     fi
 done
-SITE_PACKAGES="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 cp scripts/venv_ros_env.py "$SITE_PACKAGES/_vltseg_ros_venv.py"
 # Named to sort after the wheels' ros_wheels_bootstrapper.pth (.pth files run in name order).
 echo "import _vltseg_ros_venv" > "$SITE_PACKAGES/vltseg_ros_venv.pth"
 
 # --- Smoke check: ML core, ROS and message imports, rclpy init/shutdown -------------------------
 SMOKE_LOG_DIR="$(mktemp -d)"
-ROS_LOG_DIR="$SMOKE_LOG_DIR" "$VENV/bin/python" - <<'EOF'
+VLTSEG_SETUP_MODE="$ROS_MODE" ROS_LOG_DIR="$SMOKE_LOG_DIR" "$VENV/bin/python" - <<'EOF'
+import os
+
 import onnxruntime, open_clip, timm, torch, yaml  # noqa: F401
 import rclpy
 import rclpy.lifecycle  # noqa: F401
@@ -197,8 +313,10 @@ assert deserialize_message(serialize_message(info), SegmentationInfo) == info
 assert deserialize_message(serialize_message(ClassSet()), ClassSet) == ClassSet()
 rclpy.init()
 rclpy.shutdown()
-print(f"[setup] ok: torch {torch.__version__}, open_clip {open_clip.__version__}, rclpy from "
-      f"{rclpy.__file__.rsplit('/', 2)[0]}, messages vltseg_ros.msg")
+print(f"[setup] ok: torch {torch.__version__} (CUDA {torch.version.cuda}), onnxruntime "
+      f"{onnxruntime.__version__}, open_clip {open_clip.__version__}, ROS 2 "
+      f"{os.environ['VLTSEG_SETUP_MODE']}, rclpy from {rclpy.__file__.rsplit('/', 2)[0]}, "
+      "messages vltseg_ros.msg")
 EOF
 rm -rf "$SMOKE_LOG_DIR"
 

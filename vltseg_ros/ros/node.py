@@ -25,7 +25,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -36,6 +36,7 @@ from vltseg_ros.inference.predictor import PreparedFrame, SegmentationResult, Se
 from vltseg_ros.msg import ClassSet
 from vltseg_ros.outputs import frame_outputs
 from vltseg_ros.ros.camera_io import CameraIO, decode
+from vltseg_ros.ros.compat import LifecycleNode
 from vltseg_ros.ros.health import DiagnosticStatusWrapper, engine_status
 from vltseg_ros.ros.logging_bridge import core_logs_to, heartbeat
 from vltseg_ros.ros.messages import class_set_message, output_messages
