@@ -53,7 +53,7 @@ help:
 	@echo "make compile-check  byte-compile the sources with Python $(COMPILE_PYTHONS)"
 	@echo "make lint           ruff check + ruff format --check"
 	@echo "make format         ruff format + ruff check --fix"
-	@echo "make demo           replay a sample bag through vltseg_node: metrics, overlays, bag in out/demo"
+	@echo "make demo           the demo model on generated scenes through vltseg_node: metrics, overlays, bag in out/demo"
 	@echo "make clean          remove $(VENV), $(JAZZY_VENV), $(PY312_VENV), build/install/log, caches"
 
 setup:
@@ -110,9 +110,9 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The main job on a built-in default: a sample bag (generated, or the real frames of
-# ../shared/data when present) replayed through vltseg_node; results in out/demo.
-# CHECKPOINT=weights.safetensors make demo uses real weights.
+# The main job on a built-in default: the built-in demo model (a toy, not VLTSeg) on a bag of
+# generated scenes it never saw, replayed through vltseg_node; results in out/demo.
+# CHECKPOINT=weights.safetensors make demo uses real weights, FRAMES=dir real frames.
 demo: setup
 	bash scripts/demo.sh
 
