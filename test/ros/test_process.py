@@ -35,7 +35,17 @@ def test_camera_frames_cross_processes_and_the_lifecycle_services_work(ros, tmp_
         for i in range(2):
             header = peer.header(f"f{i}")
             peer.publish("camera/image_raw", array_to_image(frame, "rgb8", header))
-            wait_until(lambda n=i: len(peer.messages("camera/segmentation/info")) > n, 60, "info")
+            wait_until(  # both: the large mask may arrive after the info
+                lambda n=i: (
+                    min(
+                        len(peer.messages(f"camera/segmentation/{kind}"))
+                        for kind in ("mask", "info")
+                    )
+                    > n
+                ),
+                60,
+                "mask and info",
+            )
         for i, (mask, info) in enumerate(
             zip(
                 peer.messages("camera/segmentation/mask"),
