@@ -36,8 +36,8 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
-from vltseg_ros.ros.launch_actions import declare_arguments, large_data_actions
-from vltseg_ros.ros.launch_helpers import NODE_ARGUMENTS, bag_replay
+from vltseg_ros.launching.actions import declare_arguments, large_data_actions
+from vltseg_ros.launching.setups import NODE_ARGUMENTS, bag_replay
 
 
 def _launch_processes(context: LaunchContext) -> list:

@@ -14,7 +14,7 @@ _SCRIPT = textwrap.dedent(
     import importlib, importlib.abc, pkgutil, sys
 
     ROS = ("rclpy", "rosidl_runtime_py", "sensor_msgs", "std_msgs", "diagnostic_msgs",
-           "builtin_interfaces", "lifecycle_msgs", "cv_bridge", "rosbags")
+           "builtin_interfaces", "lifecycle_msgs", "cv_bridge", "rosbags", "launch", "launch_ros")
 
     class BlockRos(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
@@ -25,7 +25,8 @@ _SCRIPT = textwrap.dedent(
     sys.meta_path.insert(0, BlockRos())
     import vltseg_ros
     core = [m.name for m in pkgutil.walk_packages(vltseg_ros.__path__, "vltseg_ros.")
-            if not m.name.startswith(("vltseg_ros.ros", "vltseg_ros.bag", "vltseg_ros.msg"))]
+            if not m.name.startswith(("vltseg_ros.ros", "vltseg_ros.bag", "vltseg_ros.msg",
+                                      "vltseg_ros.launching.actions"))]
     for name in core:
         importlib.import_module(name)
     import numpy as np

@@ -80,6 +80,20 @@ class OptionSpec:
     range: tuple[Number, Number] | None = None
     unit: str = ""
 
+    @property
+    def explained(self) -> str:
+        """The description with the choices, range and unit, as the documentation shows it."""
+        text = self.description
+        if self.choices is not None:
+            text += " One of: " + ", ".join(repr(c) if c == "" else str(c) for c in self.choices)
+            text += "."
+        if self.range is not None:
+            text += f" Range {self.range[0]} to {self.range[1]}"
+            text += f" {self.unit}." if self.unit else "."
+        elif self.unit:
+            text += f" Unit: {self.unit}."
+        return text
+
     def check(self, value: Any) -> str | None:
         """Why ``value`` is not valid for this option, or None."""
         if not _has_kind(value, self.kind, self.default):

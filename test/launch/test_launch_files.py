@@ -2,8 +2,8 @@
 they build, run end-to-end.
 
 ``launch`` / ``launch_ros`` cannot be installed here (shared/ENVIRONMENT.md), so the launch files
-(and ``vltseg_ros.ros.launch_actions``, which they share) are read with ``ast``; their logic and
-their shared arguments live in ``vltseg_ros.ros.launch_helpers``, which the tests call with the
+(and ``vltseg_ros.launching.actions``, which they share) are read with ``ast``; their logic and
+their shared arguments live in ``vltseg_ros.launching.setups``, which the tests call with the
 launch files' own defaults and run the node with, passing the ROS arguments
 ``launch_ros.actions.Node`` builds. The test that imports launch_ros runs on a ROS 2 machine.
 """
@@ -28,8 +28,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from test.ros.harness import NODE, NodeProcess, Peer, camera_frame
 from vltseg_ros.errors import ConfigError
-from vltseg_ros.ros import launch_helpers
-from vltseg_ros.ros.launch_helpers import (
+from vltseg_ros.launching import setups
+from vltseg_ros.launching.setups import (
     LaunchArgument,
     NodeSetup,
     camera_names,
@@ -39,7 +39,7 @@ from vltseg_ros.ros.launch_helpers import (
 from vltseg_ros.ros.messages import array_to_image
 
 REPO = Path(__file__).resolve().parents[2]
-LAUNCH_ACTIONS = REPO / "vltseg_ros" / "ros" / "launch_actions.py"
+LAUNCH_ACTIONS = REPO / "vltseg_ros" / "launching" / "actions.py"
 COMMON = {"params_file", "model", "checkpoint", "backend", "device", "precision", "use_sim_time"}
 COMMON |= {"large_data"}
 CAMERA_ARGS = {"image", "camera_info", "transport", "namespace", "log_level"}
@@ -70,7 +70,7 @@ def _tree(name: str) -> ast.Module:
 
 
 def _shared_functions(name: str) -> list[ast.FunctionDef]:
-    """The functions of vltseg_ros.ros.launch_actions that launch file ``name`` calls."""
+    """The functions of vltseg_ros.launching.actions that launch file ``name`` calls."""
     calls = [node for node in ast.walk(_tree(name)) if isinstance(node, ast.Call)]
     called = {call.func.id for call in calls if isinstance(call.func, ast.Name)}
     tree = ast.parse(LAUNCH_ACTIONS.read_text(), filename=str(LAUNCH_ACTIONS))
@@ -108,11 +108,11 @@ def _argument(call: ast.Call) -> LaunchArgument:
 
 def declared_arguments(name: str) -> dict[str, LaunchArgument]:
     """The arguments launch file ``name`` declares: its own ``DeclareLaunchArgument`` calls
-    (literal values) and the launch_helpers groups it passes to ``declare_arguments``."""
+    (literal values) and the vltseg_ros.launching.setups groups it passes to ``declare_arguments``."""
     tree = _tree(name)
     arguments = [_argument(call) for call in _calls(tree, "DeclareLaunchArgument")]
     for call in _calls(tree, "declare_arguments"):
-        arguments += [arg for group in call.args for arg in getattr(launch_helpers, group.id)]
+        arguments += [arg for group in call.args for arg in getattr(setups, group.id)]
     names = [argument.name for argument in arguments]
     assert len(names) == len(set(names)), f"{name} declares an argument twice: {names}"
     return dict(zip(names, arguments, strict=True))
@@ -207,8 +207,8 @@ def test_referenced_config_files_exist(name) -> None:
     "path",
     [
         *(f"launch/{n}" for n in LAUNCH_FILES),
-        "vltseg_ros/ros/launch_helpers.py",
-        "vltseg_ros/ros/launch_actions.py",
+        "vltseg_ros/launching/setups.py",
+        "vltseg_ros/launching/actions.py",
     ],
 )
 def test_no_eval_or_subprocess(path) -> None:
@@ -241,7 +241,7 @@ def test_rviz_config_shows_image_overlay_mask_and_confidence() -> None:
     assert (confidence["Min Value"], confidence["Max Value"]) == (0, 1)
 
 
-# ---- the launch logic (vltseg_ros.ros.launch_helpers) ------------------------------------------
+# ---- the launch logic (vltseg_ros.launching.setups) ------------------------------------------
 
 
 def test_single_camera_defaults_remap_raw_compressed_and_camera_info() -> None:
@@ -327,7 +327,7 @@ def test_bag_replay_follows_the_bags_topics(monkeypatch, bag_image, msgtype, sub
         "vltseg_ros.bag.topics.find_topics", lambda bag, image: calls.append(image) or found
     )
     args = launch_arguments("bag_replay.launch.py", bag="/data/drive", use_sim_time=sim_time)
-    setup = launch_helpers.bag_replay(args)
+    setup = setups.bag_replay(args)
     assert calls == [None]  # image_topic "" = detect, as the player does
     node = setup.node
     assert node.namespace == "" and node.parameters["autostart"] is False
@@ -348,7 +348,7 @@ def test_bag_replay_follows_the_bags_topics(monkeypatch, bag_image, msgtype, sub
     assert setup.rviz is False
     assert setup.rviz_remappings == (() if compressed else (("/camera/image_raw", bag_image),))
     with pytest.raises(ConfigError, match="rate"):
-        launch_helpers.bag_replay({**args, "rate": "-1"})
+        setups.bag_replay({**args, "rate": "-1"})
 
 
 def test_bag_replay_with_a_real_bag(tmp_path) -> None:
@@ -365,7 +365,7 @@ def test_bag_replay_with_a_real_bag(tmp_path) -> None:
         writer.write("/front/image_raw", 1, image_cdr(image, "rgb8", 1, "front"))
         writer.write("/front/labels", 1, image_cdr(image[..., 0], "mono8", 1, "front"))
         writer.write("/front/camera_info", 1, camera_info_cdr(32, 64, 1, "front"))
-    setup = launch_helpers.bag_replay(launch_arguments("bag_replay.launch.py", bag=str(bag)))
+    setup = setups.bag_replay(launch_arguments("bag_replay.launch.py", bag=str(bag)))
     assert setup.player["image_topic"] == "/front/image_raw"
     assert ("camera/image_raw", "/front/image_raw") in setup.node.remappings
     assert (CAMERA_INFO, "/front/camera_info") in setup.node.remappings

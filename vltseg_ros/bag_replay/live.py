@@ -28,7 +28,7 @@ from vltseg_ros.bag_replay.player import BagPlayer
 from vltseg_ros.bag_replay.recorder import ReplayRecorder
 from vltseg_ros.errors import VLTSegError
 from vltseg_ros.evaluation.report import EvaluationReport
-from vltseg_ros.ros.launch_helpers import CAMERA, MASK, bag_camera
+from vltseg_ros.launching.setups import CAMERA, MASK, bag_camera
 from vltseg_ros.ros.transport import large_data_environment
 
 _STATE_RETRY_S = 3.0  # seconds between get_state requests while waiting for the node

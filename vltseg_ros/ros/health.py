@@ -193,15 +193,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _calibration(segmenter: Segmenter | None) -> str:
-    calibration = None if segmenter is None else segmenter.config.calibration
-    if calibration is None:
-        return "none (temperature 1, domain-shift warning off)"
-    return (
-        f"temperature {calibration.temperature:.3f} from {calibration.frames} frames of "
-        f"{calibration.source or 'unknown'} (ECE {calibration.ece_before:.3f} -> "
-        f"{calibration.ece_after:.3f})"
-    )
+_NO_CALIBRATION = "none (temperature 1, domain-shift warning off)"
 
 
 def engine_status(
@@ -209,6 +201,7 @@ def engine_status(
 ) -> DiagnosticStatusWrapper:
     """Fill ``stat`` with the model, weights, backend, engine and batch size; WARN while
     inactive or with random weights."""
+    calibration = segmenter.config.calibration if segmenter else None
     values = {
         "model": segmenter.config.name if segmenter else settings.model,
         "checkpoint": settings.checkpoint or "none (random weights)",
@@ -219,7 +212,7 @@ def engine_status(
         "mode": segmenter.inference.mode if segmenter else "",
         # lowered after a GPU out-of-memory error (see Segmenter)
         "batch_size": segmenter.batch_size if segmenter else settings.batch_size,
-        "calibration": _calibration(segmenter),
+        "calibration": calibration.describe() if calibration else _NO_CALIBRATION,
         "active": segmenter is not None,
     }
     if segmenter is None:

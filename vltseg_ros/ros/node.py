@@ -297,30 +297,23 @@ class VLTSegNode(LifecycleNode):
     def _watch_shift(self, settings: NodeSettings, segmenter: Segmenter) -> None:
         """Give every camera a domain-shift monitor against the checkpoint's calibration."""
         calibration, outputs = segmenter.config.calibration, settings.outputs
+        method = (outputs.anomaly_method, outputs.anomaly_threshold)
         if calibration is None:
             self.get_logger().info(
                 "domain-shift warning off: the checkpoint has no calibration (vltseg calibrate)"
             )
-        same = calibration is not None and (
-            (calibration.anomaly_method, calibration.anomaly_threshold)
-            == (outputs.anomaly_method, outputs.anomaly_threshold)
-        )
-        if calibration is not None and not same:
+        elif not (same := method == (calibration.anomaly_method, calibration.anomaly_threshold)):
             self.get_logger().warning(
-                f"anomaly_method / anomaly_threshold ({outputs.anomaly_method}, "
-                f"{outputs.anomaly_threshold:g}) differ from the calibration's "
-                f"({calibration.anomaly_method}, {calibration.anomaly_threshold:g}): the "
-                "domain-shift monitor compares mean confidence only"
+                f"anomaly_method / anomaly_threshold ({method[0]}, {method[1]:g}) differ from "
+                f"the calibration's ({calibration.anomaly_method}, "
+                f"{calibration.anomaly_threshold:g}): the domain-shift monitor compares mean "
+                "confidence only"
             )
         for camera in self._cameras.values():
             monitor = None
             if calibration is not None:
-                monitor = ShiftMonitor(
-                    calibration,
-                    settings.shift_window,
-                    settings.shift_threshold,
-                    compare_anomaly=same,
-                )
+                window, threshold = settings.shift_window, settings.shift_threshold
+                monitor = ShiftMonitor(calibration, window, threshold, compare_anomaly=same)
             camera.health.watch_shift(monitor, "the checkpoint has no calibration")
 
     def _stop(self) -> None:
@@ -372,13 +365,9 @@ class VLTSegNode(LifecycleNode):
 
 
 def _qos(endpoint: EndpointQos) -> QoSProfile:
-    reliability = (
-        ReliabilityPolicy.RELIABLE
-        if endpoint.reliability == "reliable"
-        else ReliabilityPolicy.BEST_EFFORT
-    )
+    best_effort = endpoint.reliability == "best_effort"
     return QoSProfile(
-        reliability=reliability,
+        reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
         history=HistoryPolicy.KEEP_LAST,
         depth=endpoint.depth,
         durability=DurabilityPolicy.VOLATILE,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
@@ -133,14 +133,9 @@ class NodeSettings:
 def camera_specs(name: str) -> list[OptionSpec]:
     """The parameters of camera ``name``, named ``<name>.<option>``, defaults filled in."""
     return [
-        OptionSpec(
-            f"{name}.{spec.name}",
-            spec.kind,
-            spec.default.format(camera=name) if isinstance(spec.default, str) else spec.default,
-            spec.description,
-            spec.choices,
-            spec.range,
-        )
+        replace(spec, name=f"{name}.{spec.name}", default=spec.default.format(camera=name))
+        if isinstance(spec.default, str)
+        else replace(spec, name=f"{name}.{spec.name}")
         for spec in option_specs(CameraSettings)
     ]
 
@@ -170,7 +165,7 @@ def parameters_yaml() -> str:
             lines.append(f"{'  ' * (depth + 2)}{path[depth]}:")
         opened = path
         indent = "  " * (len(path) + 2)
-        wrapped = textwrap.wrap(_meaning(spec), 99 - len(indent) - 2)
+        wrapped = textwrap.wrap(spec.explained, 99 - len(indent) - 2)
         lines += [f"{indent}# {line}" for line in wrapped]
         lines.append(f"{indent}{leaf}: {_yaml_value(spec.default)}")
     return "\n".join(lines) + "\n"
@@ -180,25 +175,10 @@ def parameters_markdown() -> str:
     """The parameter table of ``docs/node.md``."""
     rows = ["| parameter | default | meaning |", "|---|---|---|"]
     for spec in parameter_specs():
-        name = (
-            spec.name.replace("camera.", "<cam>.", 1)
-            if spec.name.startswith("camera.")
-            else spec.name
-        )
+        name = f"<cam>.{spec.name[7:]}" if spec.name.startswith("camera.") else spec.name
         default = f"`{_yaml_value(spec.default)}`"
-        rows.append(f"| `{name}` | {default} | {_meaning(spec).replace('|', '/')} |")
+        rows.append(f"| `{name}` | {default} | {spec.explained.replace('|', '/')} |")
     return "\n".join(rows) + "\n"
-
-
-def _meaning(spec: OptionSpec) -> str:
-    text = spec.description
-    if spec.choices is not None:
-        text += " One of: " + ", ".join(repr(c) if c == "" else str(c) for c in spec.choices) + "."
-    if spec.range is not None:
-        text += f" Range {spec.range[0]} to {spec.range[1]}{' ' + spec.unit if spec.unit else ''}."
-    elif spec.unit:
-        text += f" Unit: {spec.unit}."
-    return text
 
 
 def _yaml_value(value: Any) -> str:

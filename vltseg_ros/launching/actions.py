@@ -2,7 +2,7 @@
 
 Imports ``launch`` and ``launch_ros``, so only the launch files import this module (the launch
 files cannot import each other: they are not on ``sys.path``). What the arguments are is data
-in :mod:`vltseg_ros.ros.launch_helpers`, which the tests read without ROS.
+in :mod:`vltseg_ros.launching.setups`, which the tests read without ROS.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
-from vltseg_ros.ros.launch_helpers import LaunchArgument
+from vltseg_ros.launching.setups import LaunchArgument
 from vltseg_ros.ros.transport import PACKAGE
 
 

@@ -12,14 +12,14 @@ namespace: ``/<namespace>/camera/segmentation/{mask,confidence,overlay,info,came
 per-camera ``<name>.image_topic`` / ``<name>.camera_info_topic`` parameters instead.
 
 The arguments the launch files share are data here (:data:`NODE_ARGUMENTS`,
-:data:`CAMERA_ARGUMENTS`); ``vltseg_ros.ros.launch_actions`` declares them.
+:data:`CAMERA_ARGUMENTS`); ``vltseg_ros.launching.actions`` declares them.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from vltseg_ros.errors import ConfigError
@@ -37,7 +37,7 @@ _CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
 @dataclass(frozen=True)
 class LaunchArgument:
-    """A launch argument as data: ``launch_actions.declare_arguments`` declares it.
+    """A launch argument as data: ``actions.declare_arguments`` declares it.
 
     Attributes:
         name: the argument (``name:=value``).
@@ -275,9 +275,7 @@ def bag_replay(args: Mapping[str, str]) -> ReplaySetup:
     parameters = {**_model_parameters(args), **camera.parameters, "autostart": False}
     if not parameters["use_sim_time"]:
         parameters["max_age"] = 0.0
-    node = replace(
-        _setup({**args, "namespace": ""}, parameters, list(camera.remappings)),
-    )
+    node = _setup({**args, "namespace": ""}, parameters, list(camera.remappings))
     image_topic = camera.remappings[0][1]
     player = {
         "bag": bag,
