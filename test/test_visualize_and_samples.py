@@ -55,6 +55,17 @@ def test_synthetic_scene_is_deterministic_and_labelled() -> None:
         synthetic_street_scene(16, 512)
 
 
+def test_void_objects_are_ignored_and_stand_in_the_same_scene() -> None:
+    _, plain_labels = synthetic_street_scene(256, 512, seed=7)
+    _, labels = synthetic_street_scene(256, 512, seed=7, void_objects=True)
+    void = labels == CLASSES.ignore_index
+    assert not (plain_labels == CLASSES.ignore_index).any()
+    assert 0.002 <= void.mean() <= 0.06  # 1-4 objects of 0.2-1.5 % each, overlaps possible
+    assert np.array_equal(labels[~void], plain_labels[~void])  # the same scene around them
+    horizon = np.argmax((plain_labels == CLASSES.names.index("sidewalk")).any(1))
+    assert not void[:horizon].any()  # they stand below the horizon
+
+
 def test_paste_unseen_objects_marks_them_ignored_and_in_the_mask() -> None:
     from vltseg_ros.samples import paste_unseen_objects
 

@@ -18,9 +18,19 @@ from vltseg_ros.errors import ConfigError, InvalidImageError
 
 
 def synthetic_street_scene(
-    height: int = 512, width: int = 1024, seed: int = 0, class_set: ClassSetConfig | None = None
+    height: int = 512,
+    width: int = 1024,
+    seed: int = 0,
+    class_set: ClassSetConfig | None = None,
+    void_objects: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generate one street-like frame and its label map.
+
+    With ``void_objects``, like Cityscapes, whose "static" and "dynamic" void pixels (bins,
+    boards, carts: things of no class) are labelled ignore, a scene holds 1-4 void objects:
+    flat boxes and ellipses of a random color standing below the horizon, ~0.2-1.5 % of the
+    frame each, labelled ``class_set.ignore_index``. Mask2Former's mask loss trains every
+    query to reject them.
 
     Args:
         height, width: frame size in pixels (at least 32 each).
@@ -28,10 +38,12 @@ def synthetic_street_scene(
         class_set: the class set whose names and palette are used (default: Cityscapes); it
             must contain the classes drawn here (road, sidewalk, building, vegetation, sky,
             car, pole, traffic sign).
+        void_objects: draw the void objects (the data sets of :mod:`vltseg_ros.scenes_dataset`
+            do; without them every pixel has a class).
 
     Returns:
         image: (H, W, 3) uint8 RGB, the class colors shaded and with noise.
-        labels: (H, W) uint8 train ids of ``class_set``.
+        labels: (H, W) uint8 train ids of ``class_set`` (``ignore_index`` on void objects).
     """
     if height < 32 or width < 32:
         raise ValueError(f"synthetic scenes need at least 32x32 pixels, got {height}x{width}")
@@ -74,15 +86,33 @@ def synthetic_street_scene(
             "traffic sign"
         ]
 
-    return _paint(labels, ys, rng, class_set), labels
-
-
-def _paint(
-    labels: np.ndarray, ys: np.ndarray, rng: np.random.Generator, class_set: ClassSetConfig
-) -> np.ndarray:
-    """Class colors with a vertical shading and noise, so the image is not a flat palette."""
     colors = np.asarray(class_set.palette, dtype=np.float32)[labels]
-    shade = 0.75 + 0.25 * (ys / max(labels.shape[0] - 1, 1))[..., None]
+    if void_objects:
+        for _ in range(int(rng.integers(1, 5))):
+            shape = _void_object(labels.shape, horizon, ys, xs, rng)
+            labels[shape] = class_set.ignore_index
+            colors[shape] = rng.uniform(0, 255, size=3)
+    return _paint(colors, ys, rng), labels
+
+
+def _void_object(
+    size: tuple[int, int], horizon: int, ys: np.ndarray, xs: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """(H, W) bool: a box or an ellipse standing on a random row below ``horizon``."""
+    height, width = size
+    area = height * width * rng.uniform(0.002, 0.015)
+    aspect = rng.uniform(0.4, 2.5)  # height / width
+    h, w = np.sqrt(area * aspect), np.sqrt(area / aspect)
+    bottom = rng.uniform(horizon + 0.1 * (height - horizon), height)
+    cy, cx = bottom - h / 2, rng.uniform(0, width)
+    if rng.random() < 0.5:
+        return (np.abs(ys - cy) <= h / 2) & (np.abs(xs - cx) <= w / 2)
+    return ((ys - cy) / (h / 2)) ** 2 + ((xs - cx) / (w / 2)) ** 2 <= 1.0
+
+
+def _paint(colors: np.ndarray, ys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) float colors with a vertical shading and noise, so the image is not flat."""
+    shade = 0.75 + 0.25 * (ys / max(colors.shape[0] - 1, 1))[..., None]
     noise = rng.normal(0.0, 6.0, size=colors.shape)
     return np.clip(colors * shade + noise, 0, 255).astype(np.uint8)
 

@@ -77,7 +77,7 @@ def write_scenes(
     images_dir.mkdir(parents=True, exist_ok=True)
     labels_dir.mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        image, labels = synthetic_street_scene(height, width, seed=seed + i)
+        image, labels = synthetic_street_scene(height, width, seed=seed + i, void_objects=True)
         base = scene_base_name(seed + i)
         _write_png(images_dir / f"{base}_leftImg8bit.png", np.ascontiguousarray(image[..., ::-1]))
         _write_png(labels_dir / f"{base}_gtFine_labelTrainIds.png", labels)

@@ -4,17 +4,18 @@ What it is: the ``synthetic-scenes-demo`` architecture (a 4-block, 64-dim CLIP-s
 patch 8 + a small Mask2Former with 12 queries; 0.72 M parameters, 2.9 MB) trained from scratch
 (no CLIP weights) for 800 iterations on 400 flat generated street scenes
 (:func:`vltseg_ros.samples.synthetic_street_scene`, seeds 0-399, 1024x512, Cityscapes train ids:
-road, sidewalk, building, vegetation, sky, car, pole, traffic sign). It runs a whole frame at
+road, sidewalk, building, vegetation, sky, car, pole, traffic sign; plus void objects labelled
+ignore, which teach its queries to reject what they do not know). It runs a whole frame at
 256x512 in one pass. It exists so that ``make demo``, the docs and tests show learned
 segmentation without downloading weights.
 
 Measured (docs/demo_model.md): on 16 held-out scenes (seeds 100000-100015, never trained on)
-mIoU 95.6 % over the 8 scene classes (road 99.1, sidewalk 98.6, building 99.0, pole 86.9,
-traffic sign 85.2, vegetation 98.7, sky 99.0, car 98.6), 95.6 % on 48 more; a 1024x512 frame
-in 0.80 s (median, one torch thread, AMD EPYC with 2 cores shared with other jobs; 1.4 s when
-they were busier).
+mIoU 95.5 % over the 8 scene classes (road 99.0, sidewalk 98.6, building 99.0, pole 85.9,
+traffic sign 85.0, vegetation 98.7, sky 99.1, car 98.3), 95.4 % on 48 more; a 1024x512 frame
+in 0.7-0.8 s (median, one torch thread, AMD EPYC with 2 cores shared with other jobs; 1.4 s
+when they were busier). Unseen objects: RbA AUROC 0.998 (docs/trust.md).
 
-Made with (repository root; 19 minutes of training on that machine)::
+Made with (repository root; 12-19 minutes of training on that machine)::
 
     vltseg make-scenes out/scenes/train --count 400 --seed 0
     vltseg make-scenes out/scenes/heldout --count 16 --seed 100000 --split val
