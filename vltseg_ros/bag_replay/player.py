@@ -82,9 +82,12 @@ class BagPlayer(Node):
             for t in topics.topics
             if t.count
         }
+        self._mask_subscription = None
         if self.lockstep:
             qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-            self.create_subscription(Image, get("mask_topic").value, self._on_mask, qos)
+            self._mask_subscription = self.create_subscription(
+                Image, get("mask_topic").value, self._on_mask, qos
+            )
 
     def play(self) -> None:
         """Publish the whole bag (blocking; run it beside an executor that spins this node).
@@ -123,13 +126,26 @@ class BagPlayer(Node):
         )
 
     def _wait_for_subscriber(self) -> None:
-        """Wait for the node to subscribe to the image topic (up to ``subscriber_timeout``)."""
+        """Wait (up to ``subscriber_timeout``) for the node to subscribe to the image topic and,
+        in lockstep, for this player's mask subscription to match the node's publisher: a
+        mask published before that match is lost, and the player would wait out
+        ``lockstep_timeout`` for it."""
         image_pub = self._topic_publishers[self.image_topic]
+
+        def matched() -> bool:
+            masks = self._mask_subscription
+            return image_pub.get_subscription_count() > 0 and (
+                masks is None or masks.get_publisher_count() > 0
+            )
+
         deadline = time.monotonic() + self.subscriber_timeout
-        while image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        while not matched() and time.monotonic() < deadline:
             time.sleep(0.05)
         if image_pub.get_subscription_count() == 0:
             self.get_logger().warning(f"nobody subscribes to {self.image_topic}; playing anyway")
+        elif not matched():
+            topic = self._mask_subscription.topic_name
+            self.get_logger().warning(f"nobody publishes {topic} yet; playing anyway")
 
     def _wait_for_mask(self, data: bytes) -> None:
         key = header_stamp_ns(data)
