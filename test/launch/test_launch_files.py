@@ -108,7 +108,8 @@ def _argument(call: ast.Call) -> LaunchArgument:
 
 def declared_arguments(name: str) -> dict[str, LaunchArgument]:
     """The arguments launch file ``name`` declares: its own ``DeclareLaunchArgument`` calls
-    (literal values) and the vltseg_ros.launching.setups groups it passes to ``declare_arguments``."""
+    (literal values) and the ``vltseg_ros.launching.setups`` groups it passes to
+    ``declare_arguments``."""
     tree = _tree(name)
     arguments = [_argument(call) for call in _calls(tree, "DeclareLaunchArgument")]
     for call in _calls(tree, "declare_arguments"):
