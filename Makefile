@@ -20,6 +20,10 @@ ROS_TESTS  := test/bag/test_bag_io.py \
 	test/test_jazzy_venv.py \
 	test/test_packaging.py \
 	--deselect test/test_packaging.py::test_venv_messages_sit_beside_the_editable_sources
+# pytest-xdist: one worker per core (at most 8), each test file on one worker (its module
+# fixtures, e.g. the ViT-B/16 export, are made once); each worker has its own ROS_DOMAIN_ID
+# and torch threads (test/conftest.py). PYTEST_PARALLEL= runs everything in one process.
+PYTEST_PARALLEL ?= -n auto --maxprocesses 8 --dist loadfile
 # Interpreters the sources are byte-compiled with (those that are missing are skipped).
 COMPILE_PYTHONS := 3.10 3.11 3.12
 # Python 3.12 (Ubuntu 24.04's, ROS 2 Jazzy's on a real machine): the core tests that need no
@@ -64,7 +68,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: compile-check lint
-	$(BIN)/python -m pytest -q test
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) test
 	@$(MAKE) --no-print-directory test-jazzy test-py312
 
 # The ROS-facing tests on ROS 2 Jazzy (PyPI wheels). Skipped under a sourced ROS 2, whose rclpy
@@ -75,7 +79,7 @@ ifneq ($(AMENT_PREFIX_PATH),)
 		"the Jazzy wheels are tested in a shell without it"
 else
 	@ROS_DISTRO=jazzy PYTHON="$(PYTHON)" bash scripts/setup_env.sh "$(JAZZY_VENV)"
-	$(JAZZY_VENV)/bin/python -m pytest -q $(ROS_TESTS)
+	$(JAZZY_VENV)/bin/python -m pytest -q $(PYTEST_PARALLEL) $(ROS_TESTS)
 endif
 
 # Syntax of every supported Python version (no packages needed): python3.X on PATH, else

@@ -28,6 +28,26 @@ def shared_frame(name: str) -> Path:
     return path
 
 
+def private_domain_id(base: int = 100, span: int = 100) -> str:
+    """A ROS_DOMAIN_ID in [base, base + span) for this test process alone: the pytest-xdist
+    workers of one run get different ones, and separate runs different ones most of the time
+    (with the discovery range LOCALHOST, only processes of this machine meet)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or workers > span:
+        return str(base + os.getpid() % span)
+    runs = span // workers
+    return str(base + (os.getppid() % runs) * workers + int(worker[2:]))
+
+
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # Workers share the cores: one torch thread each (also in the node processes they start),
+    # instead of every worker's intra-op threads fighting over every core.
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_threads))
+    torch.set_num_threads(_threads)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)

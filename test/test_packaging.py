@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from test.conftest import private_domain_id
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "vltseg_ros"
 NODE_ENTRY_POINT = "vltseg_node = vltseg_ros.ros.node:main"
@@ -190,7 +192,7 @@ def test_venv_messages_cross_processes(tmp_path: Path, monkeypatch: pytest.Monke
     import rclpy
 
     monkeypatch.setenv("ROS_LOG_DIR", str(tmp_path / "log"))
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(50 + os.getpid() % 50))  # apart from parallel runs
+    monkeypatch.setenv("ROS_DOMAIN_ID", private_domain_id(50, 50))  # apart from the node tests
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     child = subprocess.Popen(
         [sys.executable, "-c", _SUBSCRIBER], stdout=subprocess.PIPE, text=True, cwd=tmp_path

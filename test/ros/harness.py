@@ -19,6 +19,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from test.conftest import private_domain_id
 from vltseg_ros.bag_replay.live import node_command, write_params_file
 from vltseg_ros.ros.transport import large_data_environment
 
@@ -28,7 +29,7 @@ NODE = "vltseg_node"
 def ros_environment(tmp_path: Path) -> dict[str, str]:
     """Environment for the node process and this one: private domain, logs in tmp, large data."""
     return {
-        "ROS_DOMAIN_ID": str(os.getpid() % 100 + 100),
+        "ROS_DOMAIN_ID": private_domain_id(),
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
         "ROS_LOG_DIR": str(tmp_path / "ros_log"),
         "ROS_HOME": str(tmp_path / "ros_home"),
