@@ -93,3 +93,29 @@ def test_a_node_that_cannot_activate_fails_fast(replay_env, tmp_path) -> None:
     with pytest.raises(ReplayError, match="not active"):
         run_live_replay(bag, tmp_path / "eval", {**FAST, "checkpoint": "/missing.safetensors"})
     assert "does not exist" in (tmp_path / "eval" / "node.log").read_text()
+
+
+def test_an_output_after_the_report_is_not_written_to_the_closed_bag(ros, tmp_path) -> None:
+    from rclpy.parameter import Parameter
+    from rclpy.serialization import serialize_message
+
+    from vltseg_ros.bag_replay.recorder import ReplayRecorder
+    from vltseg_ros.ros.messages import array_to_image
+
+    bag = _bag(tmp_path, frames=2, rate=10.0)
+    out = tmp_path / "eval"
+    recorder = ReplayRecorder(
+        parameter_overrides=[
+            Parameter("bag", value=str(bag)),
+            Parameter("out", value=str(out)),
+        ]
+    )
+    try:
+        report = recorder.finish()
+        assert report.dropped_frames == 2  # no node ran: nothing arrived
+        late = array_to_image(np.zeros((4, 4), np.uint8), "mono8", ros[0].header("camera"))
+        recorder._on_output("mask", serialize_message(late))  # a late callback: no error
+        assert recorder.finish() is report
+        assert _topic_counts(out / "segmented").get("/camera/segmentation/mask", 0) == 0
+    finally:
+        recorder.destroy_node()

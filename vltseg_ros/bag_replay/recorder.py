@@ -120,9 +120,11 @@ class ReplayRecorder(Node):
                 model=self._info.model if self._info else "",
                 checkpoint=self._info.checkpoint if self._info else "",
             )
-        if self._writer is not None:
-            self._copy_inputs()
-            self._writer.close()
+            # a callback that runs after this (a late output) finds no writer: never a closed one
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._copy_inputs(writer)
+            writer.close()
         paths = write_report(report, self.out)
         self._report = report
         self.get_logger().info(
@@ -225,14 +227,14 @@ class ReplayRecorder(Node):
         path.parent.mkdir(parents=True, exist_ok=True)
         return BagWriter(path, storage="sqlite3" if path.suffix == ".db3" else "mcap")
 
-    def _copy_inputs(self) -> None:
+    def _copy_inputs(self, writer: BagWriter) -> None:
         """The input bag's topics, unchanged, beside the outputs."""
         added: set[str] = set()
         for topic, msgtype, log_time, data in raw_messages(self.bag):
             if topic not in added:
-                self._writer.add_topic(topic, msgtype)
+                writer.add_topic(topic, msgtype)
                 added.add(topic)
-            self._writer.write(topic, log_time, data)
+            writer.write(topic, log_time, data)
 
 
 def _stamp_ns(stamp: Any) -> int:
