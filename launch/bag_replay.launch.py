@@ -9,32 +9,23 @@ bag and ``/clock``), ``vltseg_replay_recorder`` (records ``/camera/segmentation/
 report into ``out``; the launch shuts down when it, or vltseg_node, exits), and RViz with
 ``config/vltseg.rviz`` when ``rviz:=true``.
 
-vltseg_node is a ``LifecycleNode`` driven by the launch here (its ``autostart`` parameter off):
-configure, activate once *inactive*, start the player once *active*, so no frame is published
-before the model is loaded; a failed configure or activate (e.g. a missing checkpoint) shuts
-the launch down. The launch requests the transitions through the node's change_state service,
-which it waits for: with the node's own autostart, its transitions could be over before the
-launch has discovered it, and the player would never start.
+vltseg_node brings itself to *active* (its ``autostart``); the player waits for that (asking
+the node's ``get_state`` service again every few seconds: one request can be lost while
+discovery is under way on a loaded machine, and a launch_ros ``ChangeState`` would then wait
+forever) and for the node's subscription before it publishes, so no frame is published before
+the model is loaded. When the node does not become active (e.g. a missing checkpoint), the
+player exits with an error and the launch shuts down.
 """
 
-from launch.actions import (
-    DeclareLaunchArgument,
-    EmitEvent,
-    LogInfo,
-    OpaqueFunction,
-    RegisterEventHandler,
-)
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.event_handlers import OnProcessExit
-from launch.events import Shutdown, matches_action
+from launch.events import Shutdown
 from launch.events.process import ProcessExited
 from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
 from launch.substitutions import PathJoinSubstitution
-from launch_ros.actions import LifecycleNode, Node
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
+from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-from lifecycle_msgs.msg import Transition
 
 from vltseg_ros.launching.actions import declare_arguments, large_data_actions
 from vltseg_ros.launching.setups import NODE_ARGUMENTS, bag_replay
@@ -42,7 +33,7 @@ from vltseg_ros.launching.setups import NODE_ARGUMENTS, bag_replay
 
 def _launch_processes(context: LaunchContext) -> list:
     setup = bag_replay(context.launch_configurations)
-    node = LifecycleNode(
+    node = Node(
         package="vltseg_ros",
         executable="vltseg_node",
         name="vltseg_node",
@@ -67,15 +58,12 @@ def _launch_processes(context: LaunchContext) -> list:
         output="screen",
     )
     actions = [
-        _on_transition(node, "configuring", "inactive", _change_state(node, "ACTIVATE")),
-        _on_transition(node, "activating", "active", player),
-        _on_transition(node, "configuring", "unconfigured", *_fail("configure")),
-        _on_transition(node, "activating", "inactive", *_fail("activate")),
         _shutdown_on_exit(recorder, "the replay recorder finished"),
         _shutdown_on_exit(node, "vltseg_node exited"),
+        _shutdown_on_exit(player, "the bag player failed", failures_only=True),
         node,
         recorder,
-        _change_state(node, "CONFIGURE"),
+        player,
     ]
     if setup.rviz:
         share = FindPackageShare("vltseg_ros")
@@ -92,40 +80,14 @@ def _launch_processes(context: LaunchContext) -> list:
     return actions
 
 
-def _change_state(node: LifecycleNode, transition: str) -> EmitEvent:
-    """Request a lifecycle transition (``CONFIGURE``, ``ACTIVATE``) of ``node``."""
-    return EmitEvent(
-        event=ChangeState(
-            lifecycle_node_matcher=matches_action(node),
-            transition_id=getattr(Transition, f"TRANSITION_{transition}"),
-        )
-    )
-
-
-def _on_transition(node: LifecycleNode, start: str, goal: str, *entities) -> RegisterEventHandler:
-    """Run ``entities`` the first time ``node`` goes from state ``start`` to ``goal``."""
-    return RegisterEventHandler(
-        OnStateTransition(
-            target_lifecycle_node=node,
-            start_state=start,
-            goal_state=goal,
-            entities=list(entities),
-            handle_once=True,
-        )
-    )
-
-
-def _fail(transition: str) -> list:
-    reason = f"vltseg_node failed to {transition}"
-    return [LogInfo(msg=f"{reason}: see its log above"), EmitEvent(event=Shutdown(reason=reason))]
-
-
-def _shutdown_on_exit(process: Node, reason: str) -> RegisterEventHandler:
-    """Stop the launch when ``process`` exits, unless it is already stopping (a second
-    Shutdown makes launch_ros report an error)."""
+def _shutdown_on_exit(
+    process: Node, reason: str, failures_only: bool = False
+) -> RegisterEventHandler:
+    """Stop the launch when ``process`` exits (with ``failures_only``: with a non-zero code),
+    unless it is already stopping (a second Shutdown makes launch_ros report an error)."""
 
     def on_exit(event: ProcessExited, context: LaunchContext) -> list[EmitEvent]:
-        if context.is_shutdown:
+        if context.is_shutdown or (failures_only and event.returncode == 0):
             return []
         return [EmitEvent(event=Shutdown(reason=f"{reason} (exit code {event.returncode})"))]
 

@@ -331,7 +331,7 @@ def test_bag_replay_follows_the_bags_topics(monkeypatch, bag_image, msgtype, sub
     setup = setups.bag_replay(args)
     assert calls == [None]  # image_topic "" = detect, as the player does
     node = setup.node
-    assert node.namespace == "" and node.parameters["autostart"] is False
+    assert node.namespace == "" and node.parameters["autostart"] is True
     assert node.parameters["camera.transport"] == ("compressed" if compressed else "raw")
     assert (subscribed, bag_image) in node.remappings
     assert node.parameters["camera.camera_info_topic"] == ("" if compressed else CAMERA_INFO)
@@ -344,6 +344,8 @@ def test_bag_replay_follows_the_bags_topics(monkeypatch, bag_image, msgtype, sub
         "lockstep": False,
         "image_topic": bag_image,
         "mask_topic": "camera/segmentation/mask",
+        "wait_for_node": "/vltseg_node",  # the player starts once the node is active
+        "wait_for_recorder": "/vltseg_replay_recorder/ready",  # and the recorder listens
     }
     assert setup.recorder == {"bag": "/data/drive", "out": "replay_eval", "camera": "camera"}
     assert setup.rviz is False

@@ -201,3 +201,27 @@ def test_bag_replay_launch_runs_to_its_report(ros, tmp_path, launch_environment)
     report = json.loads((out / "report.json").read_text())
     assert report["frames"] == 3 and report["dropped_frames"] == 0
     assert (out / "segmented" / "metadata.yaml").is_file()
+
+
+def test_bag_replay_launch_stops_when_the_node_cannot_start(ros, tmp_path, launch_environment):
+    from vltseg_ros.cli.main import main
+
+    _, env = ros
+    bag = tmp_path / "bag"
+    assert main(["make-bag", "-", str(bag), "--synthetic", "2"]) == 0
+    missing = tmp_path / "missing.safetensors"
+    launch = Launch(
+        "bag_replay.launch.py",
+        {"bag": str(bag), "out": str(tmp_path / "replay"), "checkpoint": str(missing)},
+        {**env, **launch_environment},
+        tmp_path / "launch.log",
+    )
+    try:
+        launch.wait(180)  # the player's error shuts the launch down, within seconds
+    finally:
+        launch.stop()
+    log = launch.log()
+    assert "configure failed" in log and "missing.safetensors" in log, log[-3000:]
+    assert "not playing: /vltseg_node is unconfigured, not active" in log, log[-3000:]
+    report = json.loads((tmp_path / "replay" / "report.json").read_text())  # on its SIGINT
+    assert report["frames"] == 0 and report["dropped_frames"] == 2

@@ -12,31 +12,21 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import rclpy
 import yaml
-from lifecycle_msgs.srv import GetState
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from vltseg_ros.bag_replay.player import BagPlayer
+from vltseg_ros.bag_replay.readiness import ReplayError, wait_for_ready, wait_until_active
 from vltseg_ros.bag_replay.recorder import ReplayRecorder
-from vltseg_ros.errors import VLTSegError
 from vltseg_ros.evaluation.report import EvaluationReport
 from vltseg_ros.launching.setups import CAMERA, MASK, bag_camera
 from vltseg_ros.ros.transport import large_data_environment
-
-_STATE_RETRY_S = 3.0  # seconds between get_state requests while waiting for the node
-
-
-class ReplayError(VLTSegError):
-    """A live replay failed: the node process exited or did not become active, or the bag could
-    not be played."""
 
 
 def write_params_file(folder: Path, params: dict[str, Any]) -> Path:
@@ -156,7 +146,13 @@ def _play_and_record(
         executor.add_node(player)
         executor.add_node(recorder)
         threading.Thread(target=executor.spin, daemon=True).start()
-        _wait_until_active(recorder, node, out / "node.log")
+        wait_until_active(
+            recorder,
+            "/vltseg_node",
+            gone=lambda: None if node.poll() is None else f"exited (code {node.returncode})",
+            details=lambda: _tail(out / "node.log"),
+        )
+        wait_for_ready(player, f"/{recorder.get_name()}/ready", timeout=60.0)
         threading.Thread(target=player.play, daemon=True).start()
         while not recorder.done.wait(0.5):
             if node.poll() is not None:
@@ -170,42 +166,6 @@ def _play_and_record(
         return report
     finally:
         rclpy.try_shutdown()
-
-
-def _wait_until_active(
-    helper: Node, node: subprocess.Popen, log: Path, timeout: float = 900.0
-) -> None:
-    """Wait for the node's autostart (model loading can take minutes); fail fast if it did not
-    reach *active* (e.g. a missing checkpoint), quoting its log."""
-    client = helper.create_client(GetState, "/vltseg_node/get_state")
-    deadline = time.monotonic() + timeout
-    while not client.wait_for_service(timeout_sec=0.5):
-        if node.poll() is not None or time.monotonic() > deadline:
-            raise ReplayError(f"vltseg_node did not start: {_tail(log)}")
-    # Ask again every few seconds: Fast DDS drops a service response whose reply reader is not
-    # matched yet (slow discovery on a loaded machine), and the node answers only after its
-    # autostart, which may be busy loading a model for minutes.
-    futures: list = []
-    next_request = 0.0
-    while not any(future.done() for future in futures):
-        now = time.monotonic()
-        if node.poll() is not None:
-            raise ReplayError(
-                f"vltseg_node exited (code {node.returncode}), not active: {_tail(log)}"
-            )
-        if now > deadline:
-            raise ReplayError(f"vltseg_node did not answer in {timeout:.0f} s: {_tail(log)}")
-        if now >= next_request:
-            futures.append(client.call_async(GetState.Request()))
-            next_request = now + _STATE_RETRY_S
-        time.sleep(0.05)
-    answered = next(future for future in futures if future.done())
-    for future in futures:
-        if not future.done():
-            client.remove_pending_request(future)
-    state = answered.result().current_state.label
-    if state != "active":
-        raise ReplayError(f"vltseg_node is {state}, not active: {_tail(log)}")
 
 
 def _tail(log: Path, lines: int = 8) -> str:

@@ -29,6 +29,7 @@ from sensor_msgs.msg import Image
 
 from vltseg_ros.bag.reading import header_stamp_ns, raw_messages
 from vltseg_ros.bag.topics import find_topics
+from vltseg_ros.bag_replay.readiness import ReplayError, wait_for_ready, wait_until_active
 from vltseg_ros.errors import VLTSegError
 from vltseg_ros.outputs import output_topic
 
@@ -49,6 +50,14 @@ class BagPlayer(Node):
         image_topic: the camera topic; "" detects the bag's only image topic.
         mask_topic: where the node publishes masks (lockstep only).
         lockstep_timeout: seconds to wait for a mask before moving on.
+        subscriber_timeout: seconds to wait for the node's image subscription (and, in lockstep,
+            its mask publisher) before playing anyway.
+        wait_for_node: a lifecycle node (``/vltseg_node``) that must be *active* before playing
+            (:func:`~vltseg_ros.bag_replay.readiness.wait_until_active`); "" = none.
+        wait_for_recorder: a recorder's readiness topic (``/vltseg_replay_recorder/ready``,
+            :func:`~vltseg_ros.bag_replay.readiness.wait_for_ready`) to wait for before
+            playing; "" = none.
+        node_timeout: seconds to wait for each (model loading, a first TensorRT build).
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -60,12 +69,18 @@ class BagPlayer(Node):
         self.declare_parameter("mask_topic", output_topic("camera", "mask"))
         self.declare_parameter("lockstep_timeout", 600.0)
         self.declare_parameter("subscriber_timeout", 60.0)
+        self.declare_parameter("wait_for_node", "")
+        self.declare_parameter("wait_for_recorder", "")
+        self.declare_parameter("node_timeout", 900.0)
         get = self.get_parameter
         self.bag = Path(get("bag").value)
         self.rate = float(get("rate").value)
         self.lockstep = bool(get("lockstep").value)
         self.lockstep_timeout = float(get("lockstep_timeout").value)
         self.subscriber_timeout = float(get("subscriber_timeout").value)
+        self.wait_for_node = str(get("wait_for_node").value)
+        self.wait_for_recorder = str(get("wait_for_recorder").value)
+        self.node_timeout = float(get("node_timeout").value)
         topics = find_topics(self.bag, get("image_topic").value or None)
         self.image_topic = topics.image_topic
         self.done = threading.Event()
@@ -184,7 +199,14 @@ def main(args: list[str] | None = None) -> None:
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
+        if player.wait_for_node:
+            wait_until_active(player, player.wait_for_node, timeout=player.node_timeout)
+        if player.wait_for_recorder:
+            wait_for_ready(player, player.wait_for_recorder, timeout=player.node_timeout)
         player.play()
+    except ReplayError as exc:  # the node did not become active: nothing to play into
+        player.get_logger().error(f"not playing: {exc}")
+        raise SystemExit(1) from exc
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

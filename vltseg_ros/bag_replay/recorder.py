@@ -26,10 +26,12 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
+from std_msgs.msg import Bool
 
 from vltseg_ros.bag.reading import header_stamp_ns, raw_messages, read_labels
 from vltseg_ros.bag.topics import find_topics
 from vltseg_ros.bag.writing import BagWriter
+from vltseg_ros.bag_replay.readiness import READY_QOS, READY_TOPIC
 from vltseg_ros.errors import VLTSegError
 from vltseg_ros.evaluation.metrics import ConfusionMatrix
 from vltseg_ros.evaluation.report import EvaluationReport, write_report
@@ -78,8 +80,9 @@ class ReplayRecorder(Node):
         self._overlay_dir = self.out / "overlays" if get("save_overlays").value else None
         camera = get("camera").value
         outputs = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self._outputs = {}
         for kind, msg_class in OUTPUT_TYPES.items():
-            subscription = self.create_subscription(
+            self._outputs[kind] = subscription = self.create_subscription(
                 msg_class,
                 output_topic(camera, kind),
                 lambda data, k=kind: self._on_output(k, data),
@@ -95,6 +98,10 @@ class ReplayRecorder(Node):
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
         self.create_subscription(ClassSet, "classes", self._on_classes, latched)
+        # "ready" (latched) once the node's mask and info publishers have matched: a player
+        # that waits for it (wait_for_recorder) publishes nothing this recorder would miss
+        self._ready = self.create_publisher(Bool, READY_TOPIC, READY_QOS)
+        self._announced = False
         self._diagnostics_name = f"camera {camera.rstrip('/').rsplit('/', 1)[-1]}"
         self._node_drops = 0  # frames the node reports dropped (stale, busy, bad input)
         self._node_busy = False  # the node has received frames it has not finished
@@ -211,6 +218,11 @@ class ReplayRecorder(Node):
         reports. Otherwise (frames lost in transport) give up when the node is idle and nothing
         happened for ``idle_timeout`` s, or after ``start_timeout`` s without any output (a big
         model can take minutes to load)."""
+        if not self._announced and all(
+            self._outputs[kind].get_publisher_count() > 0 for kind in ("mask", "info")
+        ):
+            self._ready.publish(Bool(data=True))
+            self._announced = True
         now = time.monotonic()
         with self._lock:
             complete = len(self._masks) + self._node_drops >= self.expected

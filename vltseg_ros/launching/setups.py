@@ -32,6 +32,8 @@ COMPRESSED = f"{IMAGE}/compressed"
 CAMERA_INFO = f"{CAMERA}/camera_info"
 MASK = output_topic(CAMERA, "mask")
 CAMERA_PLACEHOLDER = "{camera}"
+NODE = "vltseg_node"
+RECORDER = "vltseg_replay_recorder"
 _CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
 
@@ -263,8 +265,8 @@ def bag_replay(args: Mapping[str, str]) -> ReplaySetup:
     The node's camera follows :func:`bag_camera`. The player publishes ``/clock`` from the
     bag, so the node runs on the bag's time with ``use_sim_time``; without it, header stamps
     from the recording would all be older than ``max_age`` on the wall clock, so ``max_age``
-    is set to 0. ``autostart`` is off: the launch file configures and activates the node,
-    then starts the player.
+    is set to 0. The node starts itself (``autostart``); the player waits until it is active
+    (``wait_for_node``) and the recorder hears it (``wait_for_recorder``).
 
     Raises:
         BagError: the bag is missing or unreadable, or its image topic is not unique.
@@ -272,7 +274,7 @@ def bag_replay(args: Mapping[str, str]) -> ReplaySetup:
     """
     bag = os.path.expanduser(args["bag"])
     camera = bag_camera(bag, args["image_topic"] or None)
-    parameters = {**_model_parameters(args), **camera.parameters, "autostart": False}
+    parameters = {**_model_parameters(args), **camera.parameters, "autostart": True}
     if not parameters["use_sim_time"]:
         parameters["max_age"] = 0.0
     node = _setup({**args, "namespace": ""}, parameters, list(camera.remappings))
@@ -283,6 +285,8 @@ def bag_replay(args: Mapping[str, str]) -> ReplaySetup:
         "lockstep": parse_bool(args["lockstep"], "lockstep"),
         "image_topic": image_topic,
         "mask_topic": MASK,
+        "wait_for_node": f"/{NODE}",
+        "wait_for_recorder": f"/{RECORDER}/ready",
     }
     recorder = {"bag": bag, "out": os.path.expanduser(args["out"]), "camera": CAMERA}
     # RViz's camera display reads /camera/image_raw (raw transport): point it at the bag's.
