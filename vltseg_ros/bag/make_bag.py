@@ -32,6 +32,7 @@ from vltseg_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE
 from vltseg_ros.bag.writing import BagWriter, Storage
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.samples import synthetic_street_scene
+from vltseg_ros.scenes_dataset import HELD_OUT_SEED
 
 LOG = logging.getLogger(__name__)
 
@@ -93,12 +94,17 @@ def folder_frames(pairs: Iterable[FramePair]) -> Iterator[Frame]:
 
 
 def synthetic_frames(count: int, height: int = 512, width: int = 1024) -> Iterator[Frame]:
-    """``count`` generated street scenes with exact labels (seeds 0, 1, ...)."""
+    """``count`` generated street scenes with exact labels, seeds from
+    :data:`~vltseg_ros.scenes_dataset.HELD_OUT_SEED` on: scenes the demo model never trained
+    on, so that a bag of them evaluates it fairly."""
     if count < 1:
         raise ConfigError(f"the number of synthetic frames must be >= 1, got {count}")
     if height < 32 or width < 32:
         raise ConfigError(f"synthetic scenes need at least 32x32 pixels, got {height}x{width}")
-    return (synthetic_street_scene(height, width, seed=seed) for seed in range(count))
+    return (
+        synthetic_street_scene(height, width, seed=seed)
+        for seed in range(HELD_OUT_SEED, HELD_OUT_SEED + count)
+    )
 
 
 def write_frames_bag(out: Path, frames: Iterable[Frame], layout: BagLayout) -> dict[str, int]:

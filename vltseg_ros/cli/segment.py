@@ -17,6 +17,7 @@ from vltseg_ros.image_files import read_image_file
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.outputs import OutputSettings
 from vltseg_ros.samples import synthetic_street_scene
+from vltseg_ros.scenes_dataset import HELD_OUT_SEED
 from vltseg_ros.visualize import anomaly_to_uint8, confidence_to_uint8, overlay
 
 LOG = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     inputs = list(args.images)
     if args.synthetic:
-        image, _ = synthetic_street_scene(512, 1024, seed=0)
+        image, _ = synthetic_street_scene(512, 1024, seed=HELD_OUT_SEED)  # never trained on
         inputs.append(args.out / "synthetic.png")
         _write(inputs[-1], image[..., ::-1])
     outputs = options_from(args, OutputSettings)
