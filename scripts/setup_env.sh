@@ -30,6 +30,17 @@ log() { [[ -n "$PRINT_VENV" ]] || printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 command -v "$PYTHON" >/dev/null 2>&1 || die "'$PYTHON' not found; install Python >= 3.10 or set PYTHON=..."
+# An activated virtual environment (this project's .venv, say) puts its python3 first on PATH:
+# build from the interpreter it was made from instead, or its packages (rclpy of the Kilted
+# wheels) would look like a sourced ROS 2 and leak into the new venv.
+BASE_PYTHON="$("$PYTHON" -c 'import os, sys
+if sys.prefix != sys.base_prefix:
+    print(os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable))' 2>/dev/null)" || true
+if [[ -n "$BASE_PYTHON" && -x "$BASE_PYTHON" ]]; then
+    log "$PYTHON runs in the virtual environment $("$PYTHON" -c 'import sys; print(sys.prefix)'); \
+using the interpreter it was made from: $BASE_PYTHON"
+    PYTHON="$BASE_PYTHON"
+fi
 PY_VERSION="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
     die "$PYTHON is Python $PY_VERSION; vltseg_ros needs Python >= 3.10"

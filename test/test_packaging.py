@@ -380,3 +380,31 @@ def test_colcon_install_imports_node(colcon_install: Path, tmp_path: Path) -> No
     path, has_main = _run_installed(colcon_install, code, tmp_path)
     assert Path(path).resolve().is_relative_to((colcon_install / PACKAGE).resolve())
     assert has_main
+
+
+def _sourced_ros() -> bool:
+    """A ROS 2 installation is sourced: AMENT_PREFIX_PATH names more than this venv (which the
+    venv's start-up hook puts there itself)."""
+    own = os.path.realpath(sys.prefix)
+    paths = os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)
+    return any(path and os.path.realpath(path) != own for path in paths)
+
+
+@pytest.mark.skipif(
+    _sourced_ros() or sys.prefix == sys.base_prefix,
+    reason="needs this venv's interpreter and no sourced ROS 2",
+)
+def test_setup_from_an_activated_venv_builds_from_its_base_interpreter() -> None:
+    """``make test-jazzy`` from an activated .venv: the venv's python3 imports the Kilted
+    wheels' rclpy, which must not pass for a sourced ROS 2 (that set-up replaced .venv-jazzy
+    with a venv on top of .venv, then failed)."""
+    env = {**os.environ, "ROS_DISTRO": "jazzy", "PYTHON": sys.executable}
+    env.pop("AMENT_PREFIX_PATH", None)  # as in the shell: only this venv's start-up hook set it
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "setup_env.sh"), "--print-venv"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, ".venv-jazzy"), done.stderr
