@@ -16,7 +16,7 @@ BIN  := $(VENV)/bin
 JAZZY_VENV := .venv-jazzy
 ROS_TESTS  := test/bag/test_bag_io.py \
 	test/cli/test_bag_cli.py::test_write_bag_reads_back_with_rosbags_and_rclpy \
-	test/launch test/ros test/test_image_messages.py test/test_jazzy_compat.py \
+	test/ros test/io/test_image_messages.py \
 	test/test_jazzy_venv.py \
 	test/test_packaging.py \
 	--deselect test/test_packaging.py::test_venv_messages_sit_beside_the_editable_sources
@@ -29,8 +29,8 @@ COMPILE_PYTHONS := 3.10 3.11 3.12
 # Python 3.12 (Ubuntu 24.04's, ROS 2 Jazzy's on a real machine): the core tests that need no
 # torch (a torch for 3.12 is a download of several GB), in a small venv.
 PY312_VENV  := .venv-py312
-PY312_TESTS := test/test_config.py test/test_image_files.py test/test_visualize_and_samples.py \
-	test/test_platform_packages.py
+PY312_TESTS := test/config/test_model_config.py test/io/test_image_files.py \
+	test/data/test_scenes.py test/inference/test_visualize.py test/test_platform_packages.py
 PY312_PKGS  := numpy|PyYAML|pillow|opencv-python-headless|pytest
 
 # Shell snippet: sets py to a working python$(1): the one on PATH, else pyenv's newest $(1).x,

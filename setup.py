@@ -29,11 +29,8 @@ setup(
         exclude=["*.__pycache__", "vltseg_ros.msg", "vltseg_ros.msg.*"],
     ),
     package_data={
-        "vltseg_ros": [
-            "model_configs/**/*.yaml",
-            "model_configs/**/*.json",
-            "train_configs/*.yaml",
-        ],
+        # built-in architectures, class sets and training run configs
+        "vltseg_ros.config": ["models/*.yaml", "classes/*.yaml", "training/*.yaml"],
         # the built-in demo model's weights (vltseg_ros.demo_model.DEMO_CHECKPOINT)
         "vltseg_ros.demo_model": ["*.safetensors"],
     },
@@ -72,9 +69,9 @@ setup(
             "vltseg = vltseg_ros.cli.main:main",
             # The ROS node (needs rclpy and the package's messages, i.e. a ROS 2 set-up); colcon
             # installs the same entry point as lib/vltseg_ros/vltseg_node for `ros2 run`.
-            "vltseg_node = vltseg_ros.ros.node:main",
-            "vltseg_bag_player = vltseg_ros.bag_replay.player:main",
-            "vltseg_replay_recorder = vltseg_ros.bag_replay.recorder:main",
+            "vltseg_node = vltseg_ros.ros.node.vltseg_node:main",
+            "vltseg_bag_player = vltseg_ros.ros.replay.player:main",
+            "vltseg_replay_recorder = vltseg_ros.ros.replay.recorder:main",
         ]
     },
 )

@@ -21,9 +21,9 @@ import time
 import torch
 
 from bench.machine import describe_machine
+from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.inference.predictor import Segmenter, scores_to_result
 from vltseg_ros.inference.scores import ANOMALY_METHODS
-from vltseg_ros.samples import synthetic_street_scene
 
 
 def _synchronize(device: str) -> None:

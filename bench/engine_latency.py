@@ -43,7 +43,8 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import describe_machine, write_section
-from vltseg_ros.config import ModelConfig, load_model_config
+from vltseg_ros.config.model_config import ModelConfig, load_model_config
+from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.engines import (
     Engine,
     OnnxRuntimeEngine,
@@ -55,7 +56,6 @@ from vltseg_ros.export.onnx_export import export_onnx
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.tiling import slide_windows
 from vltseg_ros.model.segmentor import VLTSeg
-from vltseg_ros.samples import synthetic_street_scene
 
 # ../shared/data beside the checkout, or the folder VLTSEG_SHARED_DATA names (as in the tests)
 SHARED = Path(__file__).resolve().parents[2] / "shared/data"

@@ -42,10 +42,10 @@ from bench.engine_latency import TimedEngine, bench_config, load_frame
 from bench.machine import describe_machine, write_section
 from vltseg_ros.engines import Engine, OnnxRuntimeEngine, OnnxRuntimeOptions, TorchEngine
 from vltseg_ros.export.onnx_export import export_onnx
-from vltseg_ros.image_files import MAX_IMAGE_PIXELS
+from vltseg_ros.inference.outputs import OutputSettings, frame_outputs
 from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.io.image_files import MAX_IMAGE_PIXELS
 from vltseg_ros.model.segmentor import VLTSeg
-from vltseg_ros.outputs import OutputSettings, frame_outputs
 
 STAGES = ("decode", "preprocess", "engine", "postprocess", "messages")
 BATCH_SIZE = 4  # config/vltseg.yaml's default
@@ -56,8 +56,8 @@ def load_ros() -> SimpleNamespace | None:
     try:
         from std_msgs.msg import Header
 
-        from vltseg_ros.ros.camera_io import decode
-        from vltseg_ros.ros.messages import array_to_image, output_messages
+        from vltseg_ros.ros.node.camera_io import decode
+        from vltseg_ros.ros.node.messages import array_to_image, output_messages
     except ImportError as error:
         print(f"no ROS 2 messages here ({error}): decode and messages not measured", flush=True)
         return None

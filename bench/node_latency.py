@@ -35,7 +35,7 @@ from std_msgs.msg import Header
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test.ros.harness import NodeProcess, camera_frame, ros_environment
 from vltseg_ros.msg import SegmentationInfo
-from vltseg_ros.ros.messages import array_to_image
+from vltseg_ros.ros.node.messages import array_to_image
 
 INFERENCE = {
     "tiny": {"mode": "whole", "whole_size": [256, 512]},

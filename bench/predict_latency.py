@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 import torch
 
+from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.tiling import tile
-from vltseg_ros.samples import synthetic_street_scene
 
 FRAME = (
     Path(__file__).resolve().parents[2]

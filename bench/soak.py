@@ -34,9 +34,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from test.io.test_image_files import jpeg_bomb, png_bomb
 from test.ros.harness import NodeProcess, camera_frame, ros_environment
-from test.test_image_files import jpeg_bomb, png_bomb
-from vltseg_ros.ros.messages import array_to_image
+from vltseg_ros.ros.node.messages import array_to_image
 
 PARAMS = {
     "model": "tiny",

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.inference.predictor import scores_to_result
-from vltseg_ros.samples import synthetic_street_scene
 
 GT = (
     Path(__file__).resolve().parents[2]

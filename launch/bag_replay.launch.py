@@ -27,8 +27,8 @@ from launch.substitutions import PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from vltseg_ros.launching.actions import declare_arguments, large_data_actions
-from vltseg_ros.launching.setups import NODE_ARGUMENTS, bag_replay
+from vltseg_ros.ros.launch.actions import declare_arguments, large_data_actions
+from vltseg_ros.ros.launch.setups import NODE_ARGUMENTS, bag_replay
 
 
 def _launch_processes(context: LaunchContext) -> list:

@@ -7,7 +7,7 @@ Camera ``<name>`` reads ``/<name>/image_raw`` and ``/<name>/camera_info`` (the `
 ``camera_info`` arguments with ``{camera}`` replaced by the name, set as the node's
 ``<name>.image_topic`` / ``<name>.camera_info_topic`` parameters) and publishes
 ``/<namespace>/<name>/segmentation/{mask,confidence,overlay,info,camera_info}``. The camera
-list is split in an OpaqueFunction (vltseg_ros.launching.setups.multi_camera), no eval.
+list is split in an OpaqueFunction (vltseg_ros.ros.launch.setups.multi_camera), no eval.
 A plain ``Node``: vltseg_node activates itself (``autostart`` parameter).
 """
 
@@ -16,8 +16,8 @@ from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
 from launch_ros.actions import Node
 
-from vltseg_ros.launching.actions import declare_arguments, large_data_actions
-from vltseg_ros.launching.setups import CAMERA_ARGUMENTS, NODE_ARGUMENTS, multi_camera
+from vltseg_ros.ros.launch.actions import declare_arguments, large_data_actions
+from vltseg_ros.ros.launch.setups import CAMERA_ARGUMENTS, NODE_ARGUMENTS, multi_camera
 
 
 def _launch_node(context: LaunchContext) -> list[Node]:

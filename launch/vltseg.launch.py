@@ -20,8 +20,8 @@ from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
 from launch_ros.actions import Node
 
-from vltseg_ros.launching.actions import declare_arguments, large_data_actions
-from vltseg_ros.launching.setups import CAMERA_ARGUMENTS, NODE_ARGUMENTS, single_camera
+from vltseg_ros.ros.launch.actions import declare_arguments, large_data_actions
+from vltseg_ros.ros.launch.setups import CAMERA_ARGUMENTS, NODE_ARGUMENTS, single_camera
 
 
 def _launch_node(context: LaunchContext) -> list[Node]:

@@ -19,7 +19,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT="${OUT:-out/demo}"
 FRAMES="${FRAMES:-}"
 VLTSEG=.venv/bin/vltseg
-SCENE_SEED=100000  # vltseg_ros.scenes_dataset.HELD_OUT_SEED: the demo model trained below it
+SCENE_SEED=100000  # vltseg_ros.data.scenes_dataset.HELD_OUT_SEED: the demo model trained below it
 MODEL_ARGS=()
 if [[ -n "${CHECKPOINT:-}" ]]; then
     WEIGHTS=checkpoint

@@ -316,7 +316,7 @@ import rclpy.lifecycle  # noqa: F401
 import sensor_msgs.msg  # noqa: F401
 from rclpy.serialization import deserialize_message, serialize_message
 
-import vltseg_ros.config  # noqa: F401
+import vltseg_ros.config.model_config  # noqa: F401
 from vltseg_ros.msg import ClassSet, SegmentationInfo
 
 info = SegmentationInfo(camera="front", class_fraction=[0.25, 0.75])

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from vltseg_ros.checkpoint import read_checkpoint
 from vltseg_ros.cli.main import main
 from vltseg_ros.data.factory import build_dataset
+from vltseg_ros.data.scenes import synthetic_street_scene
+from vltseg_ros.data.scenes_dataset import HELD_OUT_SEED, write_scenes
 from vltseg_ros.demo_model import DEMO_CHECKPOINT, DEMO_MODEL_NAME
 from vltseg_ros.evaluation.metrics import ConfusionMatrix
 from vltseg_ros.inference.predictor import Segmenter
-from vltseg_ros.samples import synthetic_street_scene
-from vltseg_ros.scenes_dataset import HELD_OUT_SEED, write_scenes
+from vltseg_ros.model.checkpoint import read_checkpoint
 
 SCENE_CLASSES = (
     "road",

@@ -21,7 +21,7 @@ from test.conftest import private_domain_id
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "vltseg_ros"
-NODE_ENTRY_POINT = "vltseg_node = vltseg_ros.ros.node:main"
+NODE_ENTRY_POINT = "vltseg_node = vltseg_ros.ros.node.vltseg_node:main"
 
 
 def _setup_py_keywords() -> dict[str, object]:
@@ -126,7 +126,7 @@ def test_ros2_run_launcher() -> None:
     assert os.access(launcher, os.X_OK), f"{launcher} is not executable"
     text = launcher.read_text()
     assert text.startswith("#!/usr/bin/env python3\n")
-    assert "from vltseg_ros.ros.node import main" in text
+    assert "from vltseg_ros.ros.node.vltseg_node import main" in text
     compile(text, str(launcher), "exec")
 
 
@@ -305,16 +305,16 @@ def colcon_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_colcon_installs_package(colcon_install: Path) -> None:
     prefix = colcon_install / PACKAGE  # colcon's default isolated layout
     pkg_dir = _python_install_dir(prefix) / PACKAGE
-    assert (pkg_dir / "config.py").is_file(), f"config.py not installed under {pkg_dir}"
-    src_configs = ROOT / PACKAGE / "model_configs"
+    assert (pkg_dir / "errors.py").is_file(), f"errors.py not installed under {pkg_dir}"
+    src_configs = ROOT / PACKAGE / "config"
     yamls = sorted(p.relative_to(src_configs) for p in src_configs.rglob("*.yaml"))
-    assert yamls, "the source tree has no model configs"
+    assert len(yamls) >= 10, "the source tree has no model / class-set / run configs"
     for rel in yamls:
-        assert (pkg_dir / "model_configs" / rel).is_file(), f"model_configs/{rel} not installed"
+        assert (pkg_dir / "config" / rel).is_file(), f"config/{rel} not installed"
     # The generated modules are byte-compiled at install time; nothing else may bring .pyc files.
     pycache = {p.parent.parent.relative_to(pkg_dir) for p in pkg_dir.rglob("__pycache__/*.pyc")}
     assert pycache <= {Path("."), Path("msg")}, f"__pycache__ copied from the source: {pycache}"
-    assert not list(pkg_dir.glob("__pycache__/config.*"))
+    assert not list(pkg_dir.glob("__pycache__/errors.*"))
     assert not [p for p in pkg_dir.rglob("*") if p.is_symlink()], "links of the venv installed"
     for name in ("SegmentationInfo", "ClassSet"):
         assert (prefix / "share" / PACKAGE / "msg" / f"{name}.msg").is_file()
@@ -340,10 +340,10 @@ def _run_installed(install: Path, code: str, tmp_path: Path) -> dict:
 
 _IMPORT_PROBE = """
 import json, sys
-import vltseg_ros, vltseg_ros.config
+import vltseg_ros, vltseg_ros.config.model_config
 from vltseg_ros.msg import ClassSet, SegmentationInfo
 from rclpy.serialization import deserialize_message, serialize_message
-from vltseg_ros.ros.transport import large_data_profile_path
+from vltseg_ros.ros.node.transport import large_data_profile_path
 
 info = SegmentationInfo(camera="front", class_fraction=[0.25, 0.75])
 same = deserialize_message(serialize_message(info), SegmentationInfo) == info  # loads the libs
@@ -351,7 +351,7 @@ same = same and deserialize_message(serialize_message(ClassSet()), ClassSet) == 
 maps = open("/proc/self/maps").read().split()
 print(json.dumps({
     "roundtrip": same,
-    "modules": [vltseg_ros.__file__, vltseg_ros.config.__file__,
+    "modules": [vltseg_ros.__file__, vltseg_ros.config.model_config.__file__,
                 sys.modules[SegmentationInfo.__module__].__file__,
                 sys.modules["vltseg_ros.vltseg_ros_s__rosidl_typesupport_c"].__file__,
                 str(large_data_profile_path())],
@@ -375,7 +375,8 @@ def test_colcon_install_imports_node(colcon_install: Path, tmp_path: Path) -> No
     if not (ROOT / PACKAGE / "ros" / "node.py").is_file():
         pytest.skip("node module not written yet")
     code = (
-        "import json, vltseg_ros.ros.node as n\nprint(json.dumps([n.__file__, callable(n.main)]))"
+        "import json, vltseg_ros.ros.node.vltseg_node as n\n"
+        "print(json.dumps([n.__file__, callable(n.main)]))"
     )
     path, has_main = _run_installed(colcon_install, code, tmp_path)
     assert Path(path).resolve().is_relative_to((colcon_install / PACKAGE).resolve())

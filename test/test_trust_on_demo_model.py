@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vltseg_ros.data.scenes import paste_unseen_objects, shift_domain, synthetic_street_scene
 from vltseg_ros.demo_model import DEMO_CHECKPOINT
-from vltseg_ros.domain_shift import ShiftMonitor
 from vltseg_ros.evaluation.anomaly_eval import AnomalyScoring
 from vltseg_ros.evaluation.fit_calibration import fit_calibration
+from vltseg_ros.inference.domain_shift import ShiftMonitor
 from vltseg_ros.inference.predictor import Segmenter
-from vltseg_ros.samples import paste_unseen_objects, shift_domain, synthetic_street_scene
 
 SIZE = (256, 512)
 SEEDS = range(300000, 300006)

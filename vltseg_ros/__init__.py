@@ -17,8 +17,8 @@ _EXPORTS = {
     "Segmenter": "vltseg_ros.inference.predictor",
     "SegmentationResult": "vltseg_ros.inference.predictor",
     "build_model": "vltseg_ros.model.segmentor",
-    "load_model_config": "vltseg_ros.config",
-    "available_models": "vltseg_ros.config",
+    "load_model_config": "vltseg_ros.config.model_config",
+    "available_models": "vltseg_ros.config.model_config",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -16,16 +16,16 @@ from rosbags.rosbag2 import Reader
 
 from test.bag import START_NS
 from test.evaluation.test_evaluate_anomaly import PNG, numpy_ece, sklearn_metrics
-from vltseg_ros.bag import messages
+from vltseg_ros.bag import serialization
 from vltseg_ros.bag.make_bag import synthetic_frames
 from vltseg_ros.bag.reading import iter_frames
 from vltseg_ros.bag.topics import find_topics
 from vltseg_ros.bag.writing import BagWriter
-from vltseg_ros.checkpoint import save_checkpoint
 from vltseg_ros.cli.common import options_from
 from vltseg_ros.cli.main import build_parser, main
 from vltseg_ros.errors import BagError
 from vltseg_ros.inference.settings import SegmenterSettings
+from vltseg_ros.model.checkpoint import save_checkpoint
 from vltseg_ros.model.segmentor import build_model
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -50,15 +50,16 @@ def scene(tmp_path_factory) -> dict:
     frames = list(synthetic_frames(3, *SIZE))
     stamps = [START_NS + i * 10**8 for i in range(3)]
     cdr = {
-        ("image", i): messages.image_cdr(rgb, "rgb8", stamps[i], "camera")
+        ("image", i): serialization.image_cdr(rgb, "rgb8", stamps[i], "camera")
         for i, (rgb, _) in enumerate(frames)
     }
     cdr |= {
-        ("label", i): messages.image_cdr(label, "mono8", stamps[i], "camera")
+        ("label", i): serialization.image_cdr(label, "mono8", stamps[i], "camera")
         for i, (_, label) in enumerate(frames)
     }
     cdr |= {
-        ("anomaly", i): messages.image_cdr(_truth(i), "mono8", stamps[i], "camera") for i in (0, 1)
+        ("anomaly", i): serialization.image_cdr(_truth(i), "mono8", stamps[i], "camera")
+        for i in (0, 1)
     }
     order = [("anomaly", 0), ("image", 0), ("label", 0), ("image", 1), ("label", 1)]
     order += [("image", 2), ("anomaly", 1), ("label", 2)]
@@ -160,7 +161,7 @@ def _bad_values_bag(bag: Path) -> None:
             (ANOMALY, np.full(SIZE, 7, np.uint8), "mono8"),
         ):
             writer.add_topic(topic, IMAGE)
-            writer.write(topic, START_NS, messages.image_cdr(array, encoding, START_NS, "c"))
+            writer.write(topic, START_NS, serialization.image_cdr(array, encoding, START_NS, "c"))
 
 
 @pytest.mark.parametrize(

@@ -11,16 +11,16 @@ import pytest
 from rosbags.rosbag2 import Reader
 
 from test.bag import START_NS, synthetic_bag
-from vltseg_ros.bag import messages
+from vltseg_ros.bag import serialization
 from vltseg_ros.bag.reading import iter_frames, read_labels, read_messages
 from vltseg_ros.bag.topics import camera_name, find_topics, output_namespace
 from vltseg_ros.bag.typestore import find_msg_dir, msg_search_dirs, typestore
 from vltseg_ros.bag.writing import BagWriter
-from vltseg_ros.config import load_class_set
+from vltseg_ros.config.model_config import load_class_set
 from vltseg_ros.errors import BagError
+from vltseg_ros.inference.outputs import OutputSettings, frame_outputs
 from vltseg_ros.inference.predictor import SegmentationResult
 from vltseg_ros.inference.summary import ResultSummary
-from vltseg_ros.outputs import OutputSettings, frame_outputs
 
 IMAGE = "sensor_msgs/msg/Image"
 REPO = Path(__file__).resolve().parents[2]
@@ -77,14 +77,14 @@ def test_written_messages_read_back_with_rosbags_and_rclpy(tmp_path: Path, stora
         end_to_end_latency=0.05,
         batch_frames=2,
     )
-    info = messages.outputs_cdr(outputs, stamp, "cam")["info"]
+    info = serialization.outputs_cdr(outputs, stamp, "cam")["info"]
     cdrs = {
-        "/rgb": (IMAGE, messages.image_cdr(rgb, "rgb8", stamp, "cam")),
-        "/conf": (IMAGE, messages.image_cdr(confidence, "32FC1", stamp, "cam")),
+        "/rgb": (IMAGE, serialization.image_cdr(rgb, "rgb8", stamp, "cam")),
+        "/conf": (IMAGE, serialization.image_cdr(confidence, "32FC1", stamp, "cam")),
         "/info": ("vltseg_ros/msg/SegmentationInfo", info),
         "/camera_info": (
             "sensor_msgs/msg/CameraInfo",
-            messages.camera_info_cdr(4, 6, stamp, "cam"),
+            serialization.camera_info_cdr(4, 6, stamp, "cam"),
         ),
     }
     with BagWriter(tmp_path / "bag", storage) as writer:
@@ -175,7 +175,8 @@ def test_labels_are_matched_by_stamp_not_by_order(tmp_path: Path) -> None:
             topic, array = (
                 ("/cam/labels", labels[stamps[index]]) if kind == "l" else ("/cam/image_raw", rgb)
             )
-            cdr = messages.image_cdr(array, "mono8" if kind == "l" else "rgb8", stamps[index], "c")
+            encoding = "mono8" if kind == "l" else "rgb8"
+            cdr = serialization.image_cdr(array, encoding, stamps[index], "c")
             writer.write(topic, START_NS + log_time, cdr)
     pairs = list(read_messages(tmp_path / "bag", "/cam/image_raw", "/cam/labels"))
     assert [m.stamp_ns for m, _ in pairs] == stamps  # bag order of the images is kept
@@ -188,12 +189,15 @@ def test_topic_discovery_rule(tmp_path: Path) -> None:
     stamp, rgb, mono = START_NS, np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2), np.uint8)
     with BagWriter(tmp_path / "bag") as writer:
         content = {
-            "/front/image_raw": messages.image_cdr(rgb, "rgb8", stamp, "f"),
-            "/front/depth": messages.image_cdr(np.zeros((2, 2), np.float32), "32FC1", stamp, "f"),
-            "/front/gray": messages.image_cdr(mono, "mono8", stamp, "f"),  # mono: not a candidate
-            "/front/segmentation/overlay": messages.image_cdr(rgb, "rgb8", stamp, "f"),
-            "/front/mask_rgb": messages.image_cdr(rgb, "rgb8", stamp, "f"),
-            "/front/semantic_labels": messages.image_cdr(mono, "mono8", stamp, "f"),
+            "/front/image_raw": serialization.image_cdr(rgb, "rgb8", stamp, "f"),
+            "/front/depth": serialization.image_cdr(
+                np.zeros((2, 2), np.float32), "32FC1", stamp, "f"
+            ),
+            # mono: not a candidate
+            "/front/gray": serialization.image_cdr(mono, "mono8", stamp, "f"),
+            "/front/segmentation/overlay": serialization.image_cdr(rgb, "rgb8", stamp, "f"),
+            "/front/mask_rgb": serialization.image_cdr(rgb, "rgb8", stamp, "f"),
+            "/front/semantic_labels": serialization.image_cdr(mono, "mono8", stamp, "f"),
         }
         for topic, cdr in content.items():
             writer.add_topic(topic, IMAGE)

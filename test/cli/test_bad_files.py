@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from test.data.layouts import image_rgb, write_grey, write_image
-from vltseg_ros.checkpoint import save_checkpoint
 from vltseg_ros.cli.main import main
+from vltseg_ros.model.checkpoint import save_checkpoint
 from vltseg_ros.model.segmentor import build_model
 
 FAST = ["--model", "tiny", "--inference.mode", "whole", "--inference.whole-size", "64", "128"]

@@ -12,7 +12,7 @@ import pytest
 from rosbags.rosbag2 import Reader
 
 from test.bag import START_NS
-from vltseg_ros.bag import messages
+from vltseg_ros.bag import serialization
 from vltseg_ros.bag.typestore import typestore
 from vltseg_ros.bag.writing import BagWriter
 from vltseg_ros.cli.main import main
@@ -197,8 +197,8 @@ def _known_error_bag(bag: Path, storage: str) -> None:
             writer.add_topic(topic, IMAGE)
         for index in range(2):
             stamp = START_NS + index * 10**8
-            label_cdr = messages.image_cdr(label, "mono8", stamp, "camera")
-            mask_cdr = messages.image_cdr(mask, "mono8", stamp, "camera")
+            label_cdr = serialization.image_cdr(label, "mono8", stamp, "camera")
+            mask_cdr = serialization.image_cdr(mask, "mono8", stamp, "camera")
             pairs = [("/camera/segmentation/mask", mask_cdr), ("/camera/labels", label_cdr)]
             for topic, cdr in pairs if index == 0 else pairs[::-1]:  # order does not matter
                 writer.write(topic, stamp + 1, cdr)
@@ -262,7 +262,7 @@ def _two_camera_bag(bag: Path) -> None:
     with BagWriter(bag) as writer:
         for topic in ("/left/image_raw", "/right/image_raw"):
             writer.add_topic(topic, IMAGE)
-            writer.write(topic, START_NS, messages.image_cdr(rgb, "rgb8", START_NS, "c"))
+            writer.write(topic, START_NS, serialization.image_cdr(rgb, "rgb8", START_NS, "c"))
 
 
 def _label_size_mismatch_bag(bag: Path) -> None:
@@ -270,18 +270,20 @@ def _label_size_mismatch_bag(bag: Path) -> None:
         writer.add_topic("/camera/image_raw", IMAGE)
         writer.add_topic("/camera/labels", IMAGE)
         rgb, label = np.zeros((64, 64, 3), np.uint8), np.zeros((64, 60), np.uint8)
-        writer.write("/camera/image_raw", START_NS, messages.image_cdr(rgb, "rgb8", START_NS, "c"))
-        writer.write("/camera/labels", START_NS, messages.image_cdr(label, "mono8", START_NS, "c"))
+        image = serialization.image_cdr(rgb, "rgb8", START_NS, "c")
+        writer.write("/camera/image_raw", START_NS, image)
+        labels = serialization.image_cdr(label, "mono8", START_NS, "c")
+        writer.write("/camera/labels", START_NS, labels)
 
 
 def _bomb_bag(bag: Path) -> None:
-    from test.test_image_files import jpeg_bomb
+    from test.io.test_image_files import jpeg_bomb
 
     topic = "/camera/image_raw/compressed"
     with BagWriter(bag) as writer:
         writer.add_topic(topic, "sensor_msgs/msg/CompressedImage")
         writer.write(
-            topic, START_NS, messages.compressed_image_cdr(jpeg_bomb(), "jpeg", START_NS, "c")
+            topic, START_NS, serialization.compressed_image_cdr(jpeg_bomb(), "jpeg", START_NS, "c")
         )
 
 
@@ -388,8 +390,8 @@ def test_bag_eval_on_onnxruntime_and_its_node_parameters(tmp_path: Path, tiny_on
     from vltseg_ros.cli.bag_eval import node_overrides
     from vltseg_ros.cli.common import options_from
     from vltseg_ros.cli.main import build_parser
+    from vltseg_ros.inference.outputs import OutputSettings
     from vltseg_ros.inference.settings import SegmenterSettings
-    from vltseg_ros.outputs import OutputSettings
 
     bag = tmp_path / "demo"
     _make_synthetic(bag, frames=2)

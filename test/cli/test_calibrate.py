@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from test.training.shapes import write_shapes
-from vltseg_ros.checkpoint import save_checkpoint
 from vltseg_ros.cli.main import main
-from vltseg_ros.config import InferenceConfig
+from vltseg_ros.config.model_config import InferenceConfig
 from vltseg_ros.data.factory import build_dataset
 from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.model.checkpoint import save_checkpoint
 from vltseg_ros.model.segmentor import build_model
 
 WHOLE = ["--inference.mode", "whole", "--inference.whole-size", "64", "64"]
@@ -101,8 +101,8 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys, extra, problem) -> None:
 
 
 def test_an_onnx_export_carries_the_calibration(calibrated, tmp_path: Path) -> None:
-    from vltseg_ros.checkpoint import load_model
     from vltseg_ros.export.onnx_export import export_onnx
+    from vltseg_ros.model.checkpoint import load_model
 
     _, out, _, summary = calibrated
     path = tmp_path / "calibrated.onnx"

@@ -21,10 +21,10 @@ from test.convert.mmseg_fixtures import (
 )
 from vltseg_ros.cli.main import main
 from vltseg_ros.convert import convert_state_dict
+from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.engines import TorchEngine
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.model.segmentor import VLTSeg
-from vltseg_ros.samples import synthetic_street_scene
 
 
 def test_convert_then_segment_end_to_end(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from test.data import layouts
-from vltseg_ros.checkpoint import save_checkpoint
 from vltseg_ros.cli.main import main
 from vltseg_ros.data import build_dataset
 from vltseg_ros.evaluation.dataset_eval import evaluate_dataset
 from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.model.checkpoint import save_checkpoint
 from vltseg_ros.model.segmentor import build_model
 
 SIZE = (24, 40)  # (H, W); the tiny model slides one padded 64x64 crop over it

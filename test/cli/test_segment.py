@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from test.conftest import shared_frame
-from vltseg_ros.checkpoint import save_checkpoint
 from vltseg_ros.cli.main import main
+from vltseg_ros.model.checkpoint import save_checkpoint
 from vltseg_ros.model.segmentor import build_model
 
 FAST = ["--model", "tiny", "--inference.mode", "whole", "--inference.whole-size", "64", "128"]
@@ -66,10 +66,10 @@ def test_palette_frame_and_checkpoint(tmp_path: Path) -> None:
 
 
 def test_anomaly_png_is_the_predictors_score_scaled(tmp_path: Path) -> None:
-    from vltseg_ros.config import InferenceConfig
+    from vltseg_ros.config.model_config import InferenceConfig
+    from vltseg_ros.data.scenes import synthetic_street_scene
     from vltseg_ros.inference.predictor import Segmenter
-    from vltseg_ros.samples import synthetic_street_scene
-    from vltseg_ros.visualize import anomaly_to_uint8
+    from vltseg_ros.inference.visualize import anomaly_to_uint8
 
     checkpoint = save_checkpoint(build_model("tiny"), tmp_path / "tiny.safetensors")
     image, _ = synthetic_street_scene(128, 256, seed=3)

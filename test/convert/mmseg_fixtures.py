@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
-from vltseg_ros.config import ModelConfig, load_model_config
+from vltseg_ros.config.model_config import ModelConfig, load_model_config
 from vltseg_ros.model.segmentor import VLTSeg
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"

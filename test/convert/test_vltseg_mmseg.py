@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from test.convert.mmseg_fixtures import FULL_KEYS, golden, reference_state_dict, tiny_config
-from vltseg_ros.config import available_models, load_model_config
+from vltseg_ros.config.model_config import available_models, load_model_config
 from vltseg_ros.convert import convert_state_dict, guess_training_domain, infer_model_name
 from vltseg_ros.convert.vltseg_mmseg import map_keys
 from vltseg_ros.errors import CheckpointError

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from test.data import layouts
-from vltseg_ros.config import Normalization
+from vltseg_ros.config.model_config import Normalization
 from vltseg_ros.data import (
     EvalTransform,
     InfiniteKeyedSampler,

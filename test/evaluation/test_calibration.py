@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vltseg_ros.config import Calibration
+from vltseg_ros.config.model_config import Calibration
 from vltseg_ros.errors import ConfigError, EvaluationError
 from vltseg_ros.evaluation.calibration import (
     CalibrationAccumulator,

@@ -22,8 +22,9 @@ from test.evaluation.test_metrics import (  # noqa: F401 (cityscapes_eval: a fix
     _structured_errors,
     cityscapes_eval,
 )
-from vltseg_ros.config import load_model_config
+from vltseg_ros.config.model_config import load_model_config
 from vltseg_ros.data import SegmentationDataset, build_dataset
+from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.engines.base import Engine
 from vltseg_ros.errors import ConfigError, DatasetError
 from vltseg_ros.evaluation import ConfusionMatrix
@@ -35,7 +36,6 @@ from vltseg_ros.evaluation.dataset_eval import (
     summary_markdown,
 )
 from vltseg_ros.inference.predictor import Segmenter
-from vltseg_ros.samples import synthetic_street_scene
 
 SIZE = (24, 40)  # (H, W): below the tiny config's 64x64 crop, so the frames are padded
 ROAD, SIDEWALK, SKY, CAR = 0, 1, 10, 13

@@ -13,14 +13,14 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from test.data import layouts
 from test.evaluation.test_dataset_eval import OracleEngine, acdc_set, random_pair
-from vltseg_ros.checkpoint import save_checkpoint
 from vltseg_ros.cli.main import main
-from vltseg_ros.config import Calibration
+from vltseg_ros.config.model_config import Calibration
 from vltseg_ros.data import build_dataset
 from vltseg_ros.evaluation.anomaly_eval import AnomalyScoring
 from vltseg_ros.evaluation.dataset_eval import score_dataset
 from vltseg_ros.evaluation.report import EvaluationReport, markdown_table, write_report
 from vltseg_ros.inference.predictor import SegmentationResult, Segmenter
+from vltseg_ros.model.checkpoint import save_checkpoint
 from vltseg_ros.model.segmentor import build_model
 
 SIZE = (24, 40)  # (H, W); the tiny model slides one padded 64x64 crop over it

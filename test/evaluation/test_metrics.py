@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from test.conftest import shared_frame
-from vltseg_ros.config import load_class_set
+from vltseg_ros.config.model_config import load_class_set
+from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.evaluation import ConfusionMatrix, EvaluationReport, markdown_table, write_report
-from vltseg_ros.samples import synthetic_street_scene
 
 CITYSCAPES = load_class_set("cityscapes")
 

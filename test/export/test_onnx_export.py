@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from test.conftest import SHARED_FRAMES
-from vltseg_ros.checkpoint import save_checkpoint
 from vltseg_ros.cli.main import main
-from vltseg_ros.config import InferenceConfig
+from vltseg_ros.config.model_config import InferenceConfig
+from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.errors import CheckpointError, CheckpointNotFoundError, ConfigError, ExportError
 from vltseg_ros.export import onnx_export
 from vltseg_ros.export.onnx_export import (
@@ -33,9 +33,9 @@ from vltseg_ros.export.onnx_export import (
 )
 from vltseg_ros.inference.preprocess import to_normalized_tensor
 from vltseg_ros.inference.tiling import ScoreCanvas, tile
+from vltseg_ros.model.checkpoint import save_checkpoint
 from vltseg_ros.model.deformable_attention import MultiScaleDeformableAttention
 from vltseg_ros.model.segmentor import VLTSeg, build_model
-from vltseg_ros.samples import synthetic_street_scene
 
 FRAME = "cityscapes_zurich_000087_000019_leftImg8bit_1024x512.png"
 SCORE_TOLERANCE = 1e-3

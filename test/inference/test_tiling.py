@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vltseg_ros.config import InferenceConfig
+from vltseg_ros.config.model_config import InferenceConfig
 from vltseg_ros.inference.preprocess import rescale_size
 from vltseg_ros.inference.tiling import ScoreCanvas, slide_windows, tile
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from open_clip.model import CLIP, CustomTextCLIP, resize_pos_embed
 
-from vltseg_ros.config import EncoderConfig, load_model_config
+from vltseg_ros.config.model_config import EncoderConfig, load_model_config
 from vltseg_ros.errors import ConfigError, UnknownModelError
 from vltseg_ros.model.encoder import ClipEncoder
 

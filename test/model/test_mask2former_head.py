@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vltseg_ros.config import HeadConfig, PixelDecoderConfig, TransformerDecoderConfig
+from vltseg_ros.config.model_config import HeadConfig, PixelDecoderConfig, TransformerDecoderConfig
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.model.deformable_attention import (
     MultiScaleDeformableAttention,

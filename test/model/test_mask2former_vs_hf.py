@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from vltseg_ros.config import HeadConfig, PixelDecoderConfig, TransformerDecoderConfig
+from vltseg_ros.config.model_config import HeadConfig, PixelDecoderConfig, TransformerDecoderConfig
 from vltseg_ros.model.mask2former_head import Mask2FormerHead
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "mask2former_hf_small.safetensors"

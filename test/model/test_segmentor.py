@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vltseg_ros.config import load_model_config
+from vltseg_ros.config.model_config import load_model_config
 from vltseg_ros.model.pyramid import SimpleFeaturePyramid
 from vltseg_ros.model.segmentor import VLTSeg, build_model
 

@@ -20,8 +20,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from test.conftest import private_domain_id
-from vltseg_ros.bag_replay.live import node_command, write_params_file
-from vltseg_ros.ros.transport import large_data_environment
+from vltseg_ros.ros.node.transport import large_data_environment
+from vltseg_ros.ros.replay.live import node_command, write_params_file
 
 NODE = "vltseg_node"
 
@@ -215,6 +215,6 @@ def camera_frame(height: int = 1024, width: int = 2048) -> np.ndarray:
     if path.is_file():
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         return np.ascontiguousarray(cv2.resize(bgr, (width, height))[..., ::-1])
-    from vltseg_ros.samples import synthetic_street_scene
+    from vltseg_ros.data.scenes import synthetic_street_scene
 
     return synthetic_street_scene(height, width, seed=1)[0]

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from test.training.shapes import shapes_run_config, write_shapes
-from vltseg_ros.checkpoint import load_model, read_checkpoint
 from vltseg_ros.cli.main import main
 from vltseg_ros.data.factory import build_dataset
 from vltseg_ros.engines.torch_engine import TorchEngine
 from vltseg_ros.errors import TrainingError
 from vltseg_ros.evaluation.dataset_eval import evaluate_dataset
 from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.model.checkpoint import load_model, read_checkpoint
 from vltseg_ros.training.trainer import Trainer
 
 SIZE = 32

@@ -3,10 +3,10 @@
 - :mod:`~vltseg_ros.bag.typestore`: ROS 2 Kilted types plus ``vltseg_ros/msg/*``.
 - :mod:`~vltseg_ros.bag.topics`: opening bags, finding image / label topics.
 - :mod:`~vltseg_ros.bag.reading`: frames and labels (matched by header stamp).
-- :mod:`~vltseg_ros.bag.writing`, :mod:`~vltseg_ros.bag.messages`: writing CDR messages.
+- :mod:`~vltseg_ros.bag.writing`, :mod:`~vltseg_ros.bag.serialization`: writing CDR messages.
 - :mod:`~vltseg_ros.bag.frames`: image / label files in folders (Cityscapes, ACDC, plain).
 - :mod:`~vltseg_ros.bag.make_bag`: bags from folders or synthetic scenes (``vltseg make-bag``).
-- :mod:`~vltseg_ros.bag.evaluate`, :mod:`~vltseg_ros.bag.outputs`: ``vltseg bag-eval``.
+- :mod:`~vltseg_ros.bag.evaluate`, :mod:`~vltseg_ros.bag.result_writer`: ``vltseg bag-eval``.
 """
 
 from __future__ import annotations

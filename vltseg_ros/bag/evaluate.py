@@ -22,20 +22,20 @@ from pathlib import Path
 import numpy as np
 
 from vltseg_ros.bag.frames import FramePair, anomaly_label_files, label_files, read_label
-from vltseg_ros.bag.outputs import SegmentationBagWriter
 from vltseg_ros.bag.reading import BagFrame, iter_frames, label_to_array, read_messages, storage_of
+from vltseg_ros.bag.result_writer import SegmentationBagWriter
 from vltseg_ros.bag.topics import BagTopics, find_topics, open_bag
 from vltseg_ros.bag.typestore import CLASS_SET, IMAGE, SEGMENTATION_INFO, typestore
 from vltseg_ros.bag.writing import Storage
-from vltseg_ros.config import load_class_set
+from vltseg_ros.config.model_config import load_class_set
 from vltseg_ros.errors import BagError, ConfigError
 from vltseg_ros.evaluation.anomaly_eval import AnomalyScoring
 from vltseg_ros.evaluation.calibration import CalibrationAccumulator
 from vltseg_ros.evaluation.dataset_eval import add_calibration, calibration_result
 from vltseg_ros.evaluation.metrics import ConfusionMatrix
 from vltseg_ros.evaluation.report import EvaluationReport
+from vltseg_ros.inference.outputs import OutputSettings
 from vltseg_ros.inference.predictor import SegmentationResult, Segmenter
-from vltseg_ros.outputs import OutputSettings
 
 LOG = logging.getLogger(__name__)
 _TRUTH_VALUES = np.array([0, 1, 255], np.uint8)

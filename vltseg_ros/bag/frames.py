@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 
 from vltseg_ros.errors import BagError, InvalidImageError
-from vltseg_ros.image_files import open_image_file, read_image_file
+from vltseg_ros.io.image_files import open_image_file, read_image_file
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp"})
 LabelIds = Literal["train", "cityscapes"]

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from vltseg_ros.bag.frames import FramePair, load_frame
-from vltseg_ros.bag.messages import (
+from vltseg_ros.bag.serialization import (
     JPEG_FORMAT,
     camera_info_cdr,
     compressed_image_cdr,
@@ -30,9 +30,9 @@ from vltseg_ros.bag.messages import (
 from vltseg_ros.bag.topics import output_namespace
 from vltseg_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE
 from vltseg_ros.bag.writing import BagWriter, Storage
+from vltseg_ros.data.scenes import synthetic_street_scene
+from vltseg_ros.data.scenes_dataset import HELD_OUT_SEED
 from vltseg_ros.errors import ConfigError
-from vltseg_ros.samples import synthetic_street_scene
-from vltseg_ros.scenes_dataset import HELD_OUT_SEED
 
 LOG = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def folder_frames(pairs: Iterable[FramePair]) -> Iterator[Frame]:
 
 def synthetic_frames(count: int, height: int = 512, width: int = 1024) -> Iterator[Frame]:
     """``count`` generated street scenes with exact labels, seeds from
-    :data:`~vltseg_ros.scenes_dataset.HELD_OUT_SEED` on: scenes the demo model never trained
+    :data:`~vltseg_ros.data.scenes_dataset.HELD_OUT_SEED` on: scenes the demo model never trained
     on, so that a bag of them evaluates it fairly."""
     if count < 1:
         raise ConfigError(f"the number of synthetic frames must be >= 1, got {count}")

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from vltseg_ros.bag.messages import stamp_to_ns
+from vltseg_ros.bag.serialization import stamp_to_ns
 from vltseg_ros.bag.topics import open_bag
 from vltseg_ros.bag.typestore import COMPRESSED_IMAGE, IMAGE, typestore
 from vltseg_ros.bag.writing import Storage
 from vltseg_ros.errors import BagError, InvalidImageError
-from vltseg_ros.image_messages import ColorOrder, compressed_to_array, image_to_array
+from vltseg_ros.io.image_messages import ColorOrder, compressed_to_array, image_to_array
 
 LOG = logging.getLogger(__name__)
 _LABEL_ENCODINGS = ("mono8", "8UC1")

@@ -28,7 +28,7 @@ from rosbags.rosbag2 import Reader
 
 from vltseg_ros.bag.typestore import COMPRESSED_IMAGE, IMAGE, typestore
 from vltseg_ros.errors import BagError, VLTSegError
-from vltseg_ros.image_messages import SUPPORTED_ENCODINGS
+from vltseg_ros.io.image_messages import SUPPORTED_ENCODINGS
 
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 _NOT_IMAGE_WORDS = ("label", "mask", "segmentation")

@@ -1,7 +1,7 @@
 """Writing rosbag2 files (mcap or sqlite3) from serialized (CDR) messages.
 
 :class:`BagWriter` takes raw CDR bytes, so it stores exactly what was received (rclpy
-subscriptions with ``raw=True``) or built with :mod:`vltseg_ros.bag.messages`.
+subscriptions with ``raw=True``) or built with :mod:`vltseg_ros.bag.serialization`.
 """
 
 from __future__ import annotations

@@ -21,11 +21,11 @@ from vltseg_ros.cli.common import (
     options_from,
     warn_random_weights,
 )
-from vltseg_ros.config import DEFAULT_MODEL
+from vltseg_ros.config.model_config import DEFAULT_MODEL
+from vltseg_ros.config.options import values_of
 from vltseg_ros.evaluation.report import markdown_table, write_report
+from vltseg_ros.inference.outputs import OutputSettings
 from vltseg_ros.inference.settings import SegmenterSettings
-from vltseg_ros.options import values_of
-from vltseg_ros.outputs import OutputSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -165,7 +165,7 @@ def _run_live(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from vltseg_ros.bag_replay.live import run_live_replay
+    from vltseg_ros.ros.replay.live import run_live_replay
 
     settings = options_from(args, SegmenterSettings)
     settings.check()

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from vltseg_ros.checkpoint import save_with_calibration
 from vltseg_ros.cli.common import add_model_arguments, add_options, load_segmenter, options_from
-from vltseg_ros.config import load_model_config
+from vltseg_ros.config.model_config import load_model_config
 from vltseg_ros.data import DATASET_NAMES, build_dataset, parse_dataset_spec
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.evaluation.calibration import reliability_diagram
 from vltseg_ros.evaluation.dataset_eval import selected_indices
 from vltseg_ros.evaluation.fit_calibration import LabelledFrames, ece_line, fit_calibration
-from vltseg_ros.outputs import OutputSettings
+from vltseg_ros.inference.outputs import OutputSettings
+from vltseg_ros.model.checkpoint import save_with_calibration
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

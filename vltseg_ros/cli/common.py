@@ -3,7 +3,7 @@ that runs a model shares.
 
 A flag is its node parameter's name with ``_`` written ``-``: ``batch_size`` is
 ``--batch-size``, ``onnxruntime.cache_dir`` is ``--onnxruntime.cache-dir``, with the same
-default, description, choices and range (:mod:`vltseg_ros.options`).
+default, description, choices and range (:mod:`vltseg_ros.config.options`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import argparse
 import sys
 from typing import Any, TypeVar
 
-from vltseg_ros.config import available_models
+from vltseg_ros.config.model_config import available_models
+from vltseg_ros.config.options import build, option_specs
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.settings import SegmenterSettings
-from vltseg_ros.options import build, option_specs
 
 Settings = TypeVar("Settings")
 _PAIR_NAMES = {"test_scale": ("LONG", "SHORT")}

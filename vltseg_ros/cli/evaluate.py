@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from vltseg_ros.cli.common import add_model_arguments, add_options, load_segmenter, options_from
-from vltseg_ros.config import DEFAULT_MODEL
+from vltseg_ros.config.model_config import DEFAULT_MODEL
 from vltseg_ros.data import DATASET_NAMES, SegmentationDataset, build_dataset, parse_dataset_spec
 from vltseg_ros.data.anomaly_sets import (
     ANOMALY_DATASET_NAMES,
@@ -33,7 +33,7 @@ from vltseg_ros.evaluation.dataset_eval import (
     write_evaluation,
 )
 from vltseg_ros.evaluation.report import AnomalyReport, EvaluationReport
-from vltseg_ros.outputs import OutputSettings
+from vltseg_ros.inference.outputs import OutputSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

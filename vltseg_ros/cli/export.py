@@ -10,9 +10,8 @@ from pathlib import Path
 import onnxruntime as ort
 import torch
 
-from vltseg_ros.checkpoint import load_model
 from vltseg_ros.cli.common import warn_random_weights
-from vltseg_ros.config import DEFAULT_MODEL, available_models, load_model_config
+from vltseg_ros.config.model_config import DEFAULT_MODEL, available_models, load_model_config
 from vltseg_ros.export.onnx_export import (
     INPUT_NAME,
     MAX_DYNAMIC_BATCH,
@@ -22,6 +21,7 @@ from vltseg_ros.export.onnx_export import (
     export_onnx,
 )
 from vltseg_ros.export.verify import compare_with_pytorch, cpu_session
+from vltseg_ros.model.checkpoint import load_model
 from vltseg_ros.model.segmentor import VLTSeg
 
 TOLERANCE = 1e-3

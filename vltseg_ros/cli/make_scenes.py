@@ -10,7 +10,7 @@ import argparse
 import re
 from pathlib import Path
 
-from vltseg_ros.scenes_dataset import HELD_OUT_SEED, write_scenes
+from vltseg_ros.data.scenes_dataset import HELD_OUT_SEED, write_scenes
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 

@@ -12,13 +12,13 @@ import numpy as np
 from tqdm import tqdm
 
 from vltseg_ros.cli.common import add_model_arguments, add_options, load_segmenter, options_from
+from vltseg_ros.data.scenes import synthetic_street_scene
+from vltseg_ros.data.scenes_dataset import HELD_OUT_SEED
 from vltseg_ros.errors import ConfigError, InvalidImageError
-from vltseg_ros.image_files import read_image_file
+from vltseg_ros.inference.outputs import OutputSettings
 from vltseg_ros.inference.predictor import Segmenter
-from vltseg_ros.outputs import OutputSettings
-from vltseg_ros.samples import synthetic_street_scene
-from vltseg_ros.scenes_dataset import HELD_OUT_SEED
-from vltseg_ros.visualize import anomaly_to_uint8, confidence_to_uint8, overlay
+from vltseg_ros.inference.visualize import anomaly_to_uint8, confidence_to_uint8, overlay
+from vltseg_ros.io.image_files import read_image_file
 
 LOG = logging.getLogger(__name__)
 

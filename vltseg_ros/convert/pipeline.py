@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vltseg_ros.checkpoint import load_model, save_checkpoint
-from vltseg_ros.config import load_model_config
+from vltseg_ros.config.model_config import load_model_config
 from vltseg_ros.convert.safe_load import load_with_inert_metadata
 from vltseg_ros.convert.vltseg_mmseg import convert_state_dict, map_keys, pos_embed_grid
 from vltseg_ros.errors import CheckpointError
+from vltseg_ros.model.checkpoint import load_model, save_checkpoint
 from vltseg_ros.model.segmentor import VLTSeg
 
 SOURCE_DESCRIPTION = "VLTSeg MMSegmentation checkpoint"

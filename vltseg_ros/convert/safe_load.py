@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from vltseg_ros.errors import CheckpointError, CheckpointNotFoundError
-from vltseg_ros.files import require_file, require_torch_file
+from vltseg_ros.io.files import require_file, require_torch_file
 
 LOG = logging.getLogger(__name__)
 

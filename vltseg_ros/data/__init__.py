@@ -3,7 +3,7 @@ to the 19 Cityscapes train ids, and the reference (VLTSeg) augmentation.
 
 - :mod:`~vltseg_ros.data.factory`: :func:`build_dataset` by name, ``NAME:ROOT`` parsing.
 - :mod:`~vltseg_ros.data.dataset`: :class:`SegmentationDataset` and file reading.
-- :mod:`~vltseg_ros.data.cityscapes` (Cityscapes, ACDC), :mod:`~vltseg_ros.data.synthetic`
+- :mod:`~vltseg_ros.data.cityscapes` (Cityscapes, ACDC), :mod:`~vltseg_ros.data.gta5_synthia`
   (GTA5, SYNTHIA), :mod:`~vltseg_ros.data.bdd100k`, :mod:`~vltseg_ros.data.mapillary`: layouts.
 - :mod:`~vltseg_ros.data.label_maps`: id -> train id lookup tables and their sources.
 - :mod:`~vltseg_ros.data.transforms`: :class:`TrainTransform`, :class:`EvalTransform`.

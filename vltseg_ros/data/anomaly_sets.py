@@ -43,7 +43,7 @@ import numpy as np
 from vltseg_ros.data.dataset import LabelFormat, pair_samples, require_folder
 from vltseg_ros.data.factory import split_spec
 from vltseg_ros.errors import DatasetError, InvalidImageError
-from vltseg_ros.image_files import read_image_file
+from vltseg_ros.io.image_files import read_image_file
 
 _log = logging.getLogger(__name__)
 

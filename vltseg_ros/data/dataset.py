@@ -1,6 +1,6 @@
 """The torch Dataset of (image, train-id label) file pairs that every data set reader returns.
 
-A reader (:mod:`~vltseg_ros.data.cityscapes`, :mod:`~vltseg_ros.data.synthetic`,
+A reader (:mod:`~vltseg_ros.data.cityscapes`, :mod:`~vltseg_ros.data.gta5_synthia`,
 :mod:`~vltseg_ros.data.bdd100k`, :mod:`~vltseg_ros.data.mapillary`) lists :class:`Sample` s, each
 an image file, its label file, how the label file encodes classes and the sample's domain.
 :class:`SegmentationDataset` reads them on access:
@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from vltseg_ros.bag.frames import read_image, read_label
 from vltseg_ros.data.label_maps import apply_lut, cityscapes_lut, mapillary_lut, synthia_lut
 from vltseg_ros.errors import BagError, DatasetError, InvalidImageError
-from vltseg_ros.image_files import read_image_file
+from vltseg_ros.io.image_files import read_image_file
 
 _log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Names and the folder layouts they read (each reader's module docstring has the d
 
 - ``cityscapes``: :mod:`vltseg_ros.data.cityscapes` (``leftImg8bit`` + ``gtFine``);
 - ``acdc``: :mod:`vltseg_ros.data.cityscapes` (``rgb_anon`` + ``gt``, per condition);
-- ``gta5``, ``synthia``: :mod:`vltseg_ros.data.synthetic`;
+- ``gta5``, ``synthia``: :mod:`vltseg_ros.data.gta5_synthia`;
 - ``bdd100k``: :mod:`vltseg_ros.data.bdd100k`;
 - ``mapillary``: :mod:`vltseg_ros.data.mapillary` (Vistas v1.2).
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 from vltseg_ros.data.bdd100k import bdd100k_samples
 from vltseg_ros.data.cityscapes import acdc_samples, cityscapes_samples
 from vltseg_ros.data.dataset import Sample, SegmentationDataset, Transform
+from vltseg_ros.data.gta5_synthia import gta5_samples, synthia_samples
 from vltseg_ros.data.mapillary import mapillary_samples
-from vltseg_ros.data.synthetic import gta5_samples, synthia_samples
 from vltseg_ros.errors import DatasetError
 
 _log = logging.getLogger(__name__)

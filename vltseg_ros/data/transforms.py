@@ -11,7 +11,8 @@ Training (:class:`TrainTransform`), the reference pipeline step by step:
 3. ``RandomFlip(prob=0.5)``: horizontal, image and labels together.
 4. ``PhotoMetricDistortion``: brightness, contrast (before or after the HSV steps, 50/50),
    saturation, hue, each applied with probability 0.5, with mmseg's ranges and uint8 rounding.
-5. The model's :class:`~vltseg_ros.config.Normalization` (RGB mean / std on 0-255), then
+5. The model's :class:`~vltseg_ros.config.model_config.Normalization` (RGB mean / std on
+   0-255), then
    padding to the crop size when the image was smaller (image 0 after normalization, labels
    255), as mmseg's ``SegDataPreProcessor`` does.
 
@@ -36,7 +37,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from vltseg_ros.config import Normalization
+from vltseg_ros.config.model_config import Normalization
 from vltseg_ros.data.label_maps import IGNORE_INDEX
 from vltseg_ros.errors import ConfigError
 

@@ -3,8 +3,8 @@
 What it is: the ``synthetic-scenes-demo`` architecture (a 4-block, 64-dim CLIP-style ViT with
 patch 8 + a small Mask2Former with 12 queries; 0.72 M parameters, 2.9 MB) trained from scratch
 (no CLIP weights) for 800 iterations on 400 flat generated street scenes
-(:func:`vltseg_ros.samples.synthetic_street_scene`, seeds 0-399, 1024x512, Cityscapes train ids:
-road, sidewalk, building, vegetation, sky, car, pole, traffic sign; plus void objects labelled
+(:func:`vltseg_ros.data.scenes.synthetic_street_scene`, seeds 0-399, 1024x512, Cityscapes train
+ids: road, sidewalk, building, vegetation, sky, car, pole, traffic sign; plus void objects labelled
 ignore, which teach its queries to reject what they do not know). It runs a whole frame at
 256x512 in one pass. It exists so that ``make demo``, the docs and tests show learned
 segmentation without downloading weights.

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from vltseg_ros.checkpoint import load_model
-from vltseg_ros.config import ModelConfig, load_model_config
+from vltseg_ros.config.model_config import ModelConfig, load_model_config
 from vltseg_ros.engines.base import (
     BACKENDS,
     PRECISIONS,
@@ -30,6 +29,7 @@ from vltseg_ros.engines.base import (
 from vltseg_ros.engines.options import EngineOptions, OnnxRuntimeOptions, TorchOptions
 from vltseg_ros.engines.torch_engine import TorchEngine
 from vltseg_ros.errors import ConfigError
+from vltseg_ros.model.checkpoint import load_model
 from vltseg_ros.model.segmentor import VLTSeg
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor
 
-from vltseg_ros.config import ModelConfig
+from vltseg_ros.config.model_config import ModelConfig
 from vltseg_ros.errors import ConfigError, DeviceError
 
 Backend = Literal["pytorch", "onnxruntime"]

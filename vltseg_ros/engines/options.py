@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from vltseg_ros.config.options import option
 from vltseg_ros.engines.providers import parse_providers
 from vltseg_ros.errors import ConfigError
-from vltseg_ros.options import option
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from vltseg_ros.config import ModelConfig
+from vltseg_ros.config.model_config import ModelConfig
 from vltseg_ros.engines.base import Engine, Precision, pad_batch, resolve_device
 from vltseg_ros.engines.options import TorchOptions
 from vltseg_ros.errors import ConfigError, EngineError, EngineOutOfMemoryError

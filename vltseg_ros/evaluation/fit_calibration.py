@@ -8,7 +8,8 @@ Two passes over the frames:
    (:func:`fit_temperature`);
 2. at that temperature: the ECE again, and each frame's mean confidence and anomaly fraction
    exactly as the node computes them (the Segmenter's summary), whose mean and standard
-   deviation across frames become the domain-shift reference (:mod:`vltseg_ros.domain_shift`).
+   deviation across frames become the domain-shift reference
+   (:mod:`vltseg_ros.inference.domain_shift`).
 
 Both ECEs are measured on the frames the temperature was fitted on (in-sample): use frames
 the model was not trained on, of its training domain.
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vltseg_ros.config import Calibration
+from vltseg_ros.config.model_config import Calibration
 from vltseg_ros.errors import EvaluationError
 from vltseg_ros.evaluation.calibration import (
     CalibrationAccumulator,

@@ -32,10 +32,10 @@ import onnxscript.optimizer
 import torch
 from google.protobuf.message import DecodeError
 
-from vltseg_ros.config import ModelConfig
+from vltseg_ros.config.model_config import ModelConfig
 from vltseg_ros.errors import CheckpointError, CheckpointNotFoundError, ConfigError, ExportError
 from vltseg_ros.export.fp16 import convert_to_fp16
-from vltseg_ros.files import require_file
+from vltseg_ros.io.files import require_file
 from vltseg_ros.model.deformable_attention import (
     MultiScaleDeformableAttention,
     Sampling,

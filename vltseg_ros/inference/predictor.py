@@ -23,7 +23,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vltseg_ros.config import DEFAULT_MODEL, ClassSetConfig, InferenceConfig, ModelConfig
+from vltseg_ros.config.model_config import (
+    DEFAULT_MODEL,
+    ClassSetConfig,
+    InferenceConfig,
+    ModelConfig,
+)
 from vltseg_ros.engines import (
     Backend,
     Engine,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vltseg_ros.config import Normalization
+from vltseg_ros.config.model_config import Normalization
 from vltseg_ros.errors import InvalidImageError
 
 ColorOrder = Literal["rgb", "bgr"]

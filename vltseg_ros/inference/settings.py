@@ -8,14 +8,14 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from vltseg_ros.config import DEFAULT_MODEL, InferenceConfig, load_model_config
+from vltseg_ros.config.model_config import DEFAULT_MODEL, InferenceConfig, load_model_config
+from vltseg_ros.config.options import option
 from vltseg_ros.engines import check_model_for_backend
 from vltseg_ros.engines.base import BACKENDS, PRECISIONS, resolve_backend, resolve_device
 from vltseg_ros.engines.options import EngineOptions, OnnxRuntimeOptions, TorchOptions
 from vltseg_ros.errors import ConfigError, DeviceError
-from vltseg_ros.files import require_file
 from vltseg_ros.inference.predictor import Segmenter
-from vltseg_ros.options import option
+from vltseg_ros.io.files import require_file
 
 UNSET_PAIR = (0, 0)
 """The value of a size pair (crop, stride ...) that keeps the model config's."""

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vltseg_ros.config import InferenceConfig
+from vltseg_ros.config.model_config import InferenceConfig
 from vltseg_ros.inference.preprocess import rescale_size, resize
 
 

@@ -20,7 +20,7 @@ from open_clip.transformer import VisionTransformer
 from timm.layers import resample_abs_pos_embed
 from torch import Tensor, nn
 
-from vltseg_ros.config import EncoderConfig
+from vltseg_ros.config.model_config import EncoderConfig
 from vltseg_ros.errors import ConfigError, UnknownModelError
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vltseg_ros.config import HeadConfig
+from vltseg_ros.config.model_config import HeadConfig
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.model.pixel_decoder import MSDeformAttnPixelDecoder
 from vltseg_ros.model.positional_encoding import sine_position_embedding

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vltseg_ros.config import PixelDecoderConfig
+from vltseg_ros.config.model_config import PixelDecoderConfig
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.model.deformable_attention import MultiScaleDeformableAttention, SpatialShapes
 from vltseg_ros.model.layers import FFN

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from vltseg_ros.config import ModelConfig, load_model_config
+from vltseg_ros.config.model_config import ModelConfig, load_model_config
 from vltseg_ros.model.encoder import ClipEncoder
 from vltseg_ros.model.mask2former_head import Mask2FormerHead
 from vltseg_ros.model.pyramid import SimpleFeaturePyramid

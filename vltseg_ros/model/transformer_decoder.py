@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from vltseg_ros.config import TransformerDecoderConfig
+from vltseg_ros.config.model_config import TransformerDecoderConfig
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.model.layers import FFN
 

@@ -14,7 +14,7 @@ import logging
 import torch
 from torch.utils.data import DataLoader
 
-from vltseg_ros.config import Normalization
+from vltseg_ros.config.model_config import Normalization
 from vltseg_ros.data.dataset import SegmentationDataset
 from vltseg_ros.data.factory import build_dataset, parse_dataset_spec
 from vltseg_ros.data.sampler import InfiniteKeyedSampler

@@ -20,8 +20,8 @@ import logging
 import torch
 from torch import Tensor, nn
 
-from vltseg_ros.checkpoint import load_open_clip_visual
 from vltseg_ros.errors import ConfigError
+from vltseg_ros.model.checkpoint import load_open_clip_visual
 from vltseg_ros.model.segmentor import VLTSeg
 from vltseg_ros.training.distributed import DistributedContext
 from vltseg_ros.training.run_config import RunConfig, resolve_model_config

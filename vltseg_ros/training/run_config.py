@@ -4,7 +4,7 @@ A run config names the model, the encoder's open_clip initialization, the source
 the target data sets evaluated during training, and the optimization recipe; its defaults are
 the VLTSeg reference's (AdamW lr 1e-4, weight decay 0.05, backbone lr x0.1, lr constant for 500
 iterations then poly 0.9 to 0, grad-norm clip 0.01, drop-path 0.2, the Mask2Former loss
-weights). Built-in run configs live in ``vltseg_ros/train_configs/`` (selected by name);
+weights). Built-in run configs live in ``vltseg_ros/config/training/`` (selected by name);
 :func:`load_run_config` reads one of them or any YAML file, applies command-line overrides such
 as ``train.iterations=200`` or ``data.source=gta5:/data/gta5`` (values are YAML) and validates
 the result, raising :class:`~vltseg_ros.errors.ConfigError` with the offending key.
@@ -22,14 +22,19 @@ from typing import Any, Literal
 
 import yaml
 
-from vltseg_ros.config import ModelConfig, load_model_config
+from vltseg_ros.config.model_config import ModelConfig, load_model_config
+from vltseg_ros.config.typed_yaml import (
+    build_dataclass,
+    parse_mapping,
+    read_mapping_file,
+    to_plain,
+)
 from vltseg_ros.data.factory import parse_dataset_spec
 from vltseg_ros.data.transforms import REFERENCE_TRAIN_SIZES
 from vltseg_ros.engines.base import Precision
 from vltseg_ros.errors import ConfigError, DatasetError, UnknownModelError
-from vltseg_ros.typed_yaml import build_dataclass, parse_mapping, read_mapping_file, to_plain
 
-_CONFIG_PACKAGE = "vltseg_ros.train_configs"
+_CONFIG_PACKAGE = "vltseg_ros.config.training"
 _SUFFIXES = (".yaml", ".yml")
 
 
@@ -222,7 +227,7 @@ def resolve_model_config(run: RunConfig) -> ModelConfig:
 
 
 def available_run_configs() -> list[str]:
-    """Names of the built-in run configs (``vltseg_ros/train_configs/*.yaml``)."""
+    """Names of the built-in run configs (``vltseg_ros/config/training/*.yaml``)."""
     root = resources.files(_CONFIG_PACKAGE)
     return sorted(
         p.name.rsplit(".", 1)[0]

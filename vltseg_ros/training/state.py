@@ -2,8 +2,9 @@
 
 A checkpoint at iteration n is two files in the run folder:
 
-- ``iter_{n:06d}.safetensors``: the model (:func:`vltseg_ros.checkpoint.save_checkpoint`, with
-  its config, classes and training domain; loads with ``vltseg segment --checkpoint``);
+- ``iter_{n:06d}.safetensors``: the model
+  (:func:`vltseg_ros.model.checkpoint.save_checkpoint`, with its
+  config, classes and training domain; loads with ``vltseg segment --checkpoint``);
 - ``iter_{n:06d}.state.pt``: everything else needed to continue exactly, as plain tensors,
   numbers, strings, lists and dicts written with ``torch.save`` and read back with
   ``torch.load(weights_only=True)`` (no pickled code): iteration, optimizer, lr scheduler and

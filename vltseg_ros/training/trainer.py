@@ -28,8 +28,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
-from vltseg_ros.checkpoint import read_checkpoint, save_checkpoint
 from vltseg_ros.errors import TrainingError
+from vltseg_ros.model.checkpoint import read_checkpoint, save_checkpoint
 from vltseg_ros.training.criterion import Mask2FormerCriterion
 from vltseg_ros.training.distributed import (
     DistributedContext,

@@ -1,0 +1,2 @@
+"""Built-in architectures (YAML), loaded by name with
+:func:`vltseg_ros.config.model_config.load_model_config`."""

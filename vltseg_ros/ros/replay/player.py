@@ -1,0 +1,220 @@
+"""``vltseg_bag_player``: publish a rosbag2 (mcap or sqlite3) into a running system.
+
+Every topic of the bag is published as recorded (the serialized bytes, no re-encoding), with
+``/clock`` following the bag's time (like ``ros2 bag play --clock``; run the node with
+``use_sim_time``). Two pacings:
+
+- timed (default): the recorded spacing of the log times, divided by ``rate``;
+- lockstep: the next image only after the node published the mask of the previous one (or
+  ``lockstep_timeout`` passed): as fast as the node keeps up, no frame dropped for being late.
+
+``ros2 bag play BAG --clock`` on a ROS 2 machine is a drop-in replacement for the timed mode:
+the recorder does not depend on this player.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+
+from vltseg_ros.bag.reading import header_stamp_ns, raw_messages
+from vltseg_ros.bag.topics import find_topics
+from vltseg_ros.errors import VLTSegError
+from vltseg_ros.inference.outputs import output_topic
+from vltseg_ros.ros.replay.readiness import ReplayError, wait_for_ready, wait_until_active
+
+
+def message_class(msgtype: str) -> type:
+    """The rclpy message class of a ROS 2 type name such as ``sensor_msgs/msg/Image``."""
+    package, kind, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.{kind}"), name)
+
+
+class BagPlayer(Node):
+    """Publishes one bag; :attr:`done` is set when every message was published.
+
+    Args:
+        bag: the rosbag2 directory or file.
+        rate: timed playback speed factor (2.0 = twice as fast).
+        lockstep: wait for the mask of each image before publishing the next.
+        image_topic: the camera topic; "" detects the bag's only image topic.
+        mask_topic: where the node publishes masks (lockstep only).
+        lockstep_timeout: seconds to wait for a mask before moving on.
+        subscriber_timeout: seconds to wait for the node's image subscription (and, in lockstep,
+            its mask publisher) before playing anyway.
+        wait_for_node: a lifecycle node (``/vltseg_node``) that must be *active* before playing
+            (:func:`~vltseg_ros.ros.replay.readiness.wait_until_active`); "" = none.
+        wait_for_recorder: a recorder's readiness topic (``/vltseg_replay_recorder/ready``,
+            :func:`~vltseg_ros.ros.replay.readiness.wait_for_ready`) to wait for before
+            playing; "" = none.
+        node_timeout: seconds to wait for each (model loading, a first TensorRT build).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("vltseg_bag_player", **kwargs)
+        self.declare_parameter("bag", "")
+        self.declare_parameter("rate", 1.0)
+        self.declare_parameter("lockstep", False)
+        self.declare_parameter("image_topic", "")
+        self.declare_parameter("mask_topic", output_topic("camera", "mask"))
+        self.declare_parameter("lockstep_timeout", 600.0)
+        self.declare_parameter("subscriber_timeout", 60.0)
+        self.declare_parameter("wait_for_node", "")
+        self.declare_parameter("wait_for_recorder", "")
+        self.declare_parameter("node_timeout", 900.0)
+        get = self.get_parameter
+        self.bag = Path(get("bag").value)
+        self.rate = float(get("rate").value)
+        self.lockstep = bool(get("lockstep").value)
+        self.lockstep_timeout = float(get("lockstep_timeout").value)
+        self.subscriber_timeout = float(get("subscriber_timeout").value)
+        self.wait_for_node = str(get("wait_for_node").value)
+        self.wait_for_recorder = str(get("wait_for_recorder").value)
+        self.node_timeout = float(get("node_timeout").value)
+        topics = find_topics(self.bag, get("image_topic").value or None)
+        self.image_topic = topics.image_topic
+        self.done = threading.Event()
+        self.error: BaseException | None = None  # why play() stopped early, if it did
+        self.published_images = 0
+        self.masks_missed = 0
+        self._masks: set[int] = set()  # header stamps [ns] of masks received (lockstep)
+        self._mask_arrived = threading.Condition()
+        self._clock = self.create_publisher(Clock, "/clock", 10)
+        # Every topic's publisher exists before playing starts, so subscribers can match them
+        # (a message published by a publisher nobody has discovered yet is lost).
+        self._topic_publishers = {
+            t.name: self.create_publisher(message_class(t.msgtype), t.name, 10)
+            for t in topics.topics
+            if t.count
+        }
+        self._mask_subscription = None
+        if self.lockstep:
+            qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+            self._mask_subscription = self.create_subscription(
+                Image, get("mask_topic").value, self._on_mask, qos
+            )
+
+    def play(self) -> None:
+        """Publish the whole bag (blocking; run it beside an executor that spins this node).
+
+        An error is kept in :attr:`error` (and re-raised) so a caller running this in a thread
+        can report it.
+        """
+        try:
+            self._play()
+        except BaseException as exc:
+            self.error = exc
+            raise
+        finally:
+            self.done.set()
+
+    def _play(self) -> None:
+        start_wall, start_log = None, None
+        for topic, _, log_time, data in raw_messages(self.bag):
+            publisher = self._topic_publishers[topic]
+            if start_wall is None:
+                self._wait_for_subscriber()
+                start_wall, start_log = time.monotonic(), log_time
+            elif not self.lockstep and self.rate > 0:
+                delay = (log_time - start_log) * 1e-9 / self.rate - (time.monotonic() - start_wall)
+                if delay > 0:
+                    time.sleep(delay)
+            self._clock.publish(Clock(clock=_time_msg(log_time)))
+            publisher.publish(data)
+            if topic == self.image_topic:
+                self.published_images += 1
+                if self.lockstep:
+                    self._wait_for_mask(data)
+        self.get_logger().info(
+            f"played {self.published_images} image(s) of {self.bag}"
+            + (f"; {self.masks_missed} mask(s) not received in time" if self.masks_missed else "")
+        )
+
+    def _wait_for_subscriber(self) -> None:
+        """Wait (up to ``subscriber_timeout``) for the node to subscribe to the image topic and,
+        in lockstep, for this player's mask subscription to match the node's publisher: a
+        mask published before that match is lost, and the player would wait out
+        ``lockstep_timeout`` for it."""
+        image_pub = self._topic_publishers[self.image_topic]
+
+        def matched() -> bool:
+            masks = self._mask_subscription
+            return image_pub.get_subscription_count() > 0 and (
+                masks is None or masks.get_publisher_count() > 0
+            )
+
+        deadline = time.monotonic() + self.subscriber_timeout
+        while not matched() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if image_pub.get_subscription_count() == 0:
+            self.get_logger().warning(f"nobody subscribes to {self.image_topic}; playing anyway")
+        elif not matched():
+            topic = self._mask_subscription.topic_name
+            self.get_logger().warning(f"nobody publishes {topic} yet; playing anyway")
+
+    def _wait_for_mask(self, data: bytes) -> None:
+        key = header_stamp_ns(data)
+        with self._mask_arrived:
+            if not self._mask_arrived.wait_for(
+                lambda: key in self._masks, timeout=self.lockstep_timeout
+            ):
+                self.masks_missed += 1
+            self._masks.discard(key)
+
+    def _on_mask(self, mask: Image) -> None:
+        with self._mask_arrived:
+            stamp = mask.header.stamp
+            self._masks.add(stamp.sec * 1_000_000_000 + stamp.nanosec)
+            self._mask_arrived.notify_all()
+
+
+def _time_msg(nanoseconds: int) -> Any:
+    from builtin_interfaces.msg import Time
+
+    sec, nanosec = divmod(nanoseconds, 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``ros2 run vltseg_ros vltseg_bag_player --ros-args -p bag:=...``."""
+    rclpy.init(args=args)
+    try:
+        player = BagPlayer()
+    except VLTSegError as exc:
+        print(f"vltseg_bag_player: error: {exc}")
+        rclpy.try_shutdown()
+        raise SystemExit(2) from exc
+    executor = MultiThreadedExecutor()
+    executor.add_node(player)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        if player.wait_for_node:
+            wait_until_active(player, player.wait_for_node, timeout=player.node_timeout)
+        if player.wait_for_recorder:
+            wait_for_ready(player, player.wait_for_recorder, timeout=player.node_timeout)
+        player.play()
+    except ReplayError as exc:  # the node did not become active: nothing to play into
+        player.get_logger().error(f"not playing: {exc}")
+        raise SystemExit(1) from exc
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        spinner.join(timeout=5.0)
+        player.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
