@@ -19,6 +19,7 @@ ROS_TESTS  := test/bag/test_bag_io.py \
 	test/ros test/io/test_image_messages.py \
 	test/test_jazzy_venv.py \
 	test/test_packaging.py \
+	test/test_vision_msgs.py \
 	--deselect test/test_packaging.py::test_venv_messages_sit_beside_the_editable_sources
 # pytest-xdist: one worker per core (at most 8), each test file on one worker (its module
 # fixtures, e.g. the ViT-B/16 export, are made once); each worker has its own ROS_DOMAIN_ID

@@ -37,7 +37,15 @@ setup(
     include_package_data=False,
     # The message definitions, where the bag tools look for them outside a source checkout
     # (sys.prefix/share/vltseg_ros/msg, the ROS layout; colcon installs them there too).
-    data_files=[("share/vltseg_ros/msg", sorted(glob.glob("msg/*.msg")))],
+    # Also the .msg text of vision_msgs' VisionClass and LabelInfo (interfaces/vision_msgs), for
+    # the bag tools only: under share/vltseg_ros, never share/vision_msgs (the real package's).
+    data_files=[
+        ("share/vltseg_ros/msg", sorted(glob.glob("msg/*.msg"))),
+        (
+            "share/vltseg_ros/interfaces/vision_msgs/msg",
+            sorted(glob.glob("interfaces/vision_msgs/msg/*.msg")),
+        ),
+    ],
     zip_safe=False,
     install_requires=[
         "torch>=2.6",  # checkpoint conversion: weights-only loading with safe_globals

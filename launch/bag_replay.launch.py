@@ -27,22 +27,17 @@ from launch.substitutions import PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from vltseg_ros.ros.launch.actions import declare_arguments, large_data_actions
+from vltseg_ros.ros.launch.actions import (
+    declare_arguments,
+    large_data_actions,
+    vltseg_node_action,
+)
 from vltseg_ros.ros.launch.setups import NODE_ARGUMENTS, bag_replay
 
 
 def _launch_processes(context: LaunchContext) -> list:
     setup = bag_replay(context.launch_configurations)
-    node = Node(
-        package="vltseg_ros",
-        executable="vltseg_node",
-        name="vltseg_node",
-        namespace=setup.node.namespace,
-        parameters=[setup.node.params_file, setup.node.parameters],
-        remappings=list(setup.node.remappings),
-        ros_arguments=["--log-level", setup.node.log_level],
-        output="screen",
-    )
+    node = vltseg_node_action(setup.node)
     player = Node(
         package="vltseg_ros",
         executable="vltseg_bag_player",

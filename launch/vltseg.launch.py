@@ -20,24 +20,16 @@ from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
 from launch_ros.actions import Node
 
-from vltseg_ros.ros.launch.actions import declare_arguments, large_data_actions
+from vltseg_ros.ros.launch.actions import (
+    declare_arguments,
+    large_data_actions,
+    vltseg_node_action,
+)
 from vltseg_ros.ros.launch.setups import CAMERA_ARGUMENTS, NODE_ARGUMENTS, single_camera
 
 
 def _launch_node(context: LaunchContext) -> list[Node]:
-    setup = single_camera(context.launch_configurations)
-    return [
-        Node(
-            package="vltseg_ros",
-            executable="vltseg_node",
-            name="vltseg_node",
-            namespace=setup.namespace,
-            parameters=[setup.params_file, setup.parameters],
-            remappings=list(setup.remappings),
-            ros_arguments=["--log-level", setup.log_level],
-            output="screen",
-        )
-    ]
+    return [vltseg_node_action(single_camera(context.launch_configurations))]
 
 
 def generate_launch_description() -> LaunchDescription:

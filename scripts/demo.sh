@@ -57,7 +57,7 @@ echo
 echo "demo: done. Results in $(cd "$OUT" && pwd):"
 echo "  report.md, report.json, iou.png, confusion.png   metrics"
 echo "  overlays/*.png                                   class colors over every frame"
-echo "  segmented/                                       bag: input + mask/confidence/overlay/anomaly/info topics"
+echo "  segmented/                                       bag: input + mask/confidence/overlay/anomaly/info/label_info"
 echo "  node.log                                         the node's log"
 frames_text="6 generated street scenes (seeds $SCENE_SEED-$((SCENE_SEED + 5)), never trained on)"
 [[ -n "$FRAMES" ]] && frames_text="the frames of $FRAMES"

@@ -16,6 +16,9 @@
 #   requirement / constraint files that pip gets.
 # - The package's messages (msg/*.msg) are built with CMake into the venv, with the generators of
 #   the wheels or of the sourced ROS 2; see "Messages" below for the layout.
+# - vision_msgs (LabelInfo, which the node publishes): a sourced ROS 2 must provide it (never built
+#   here); the PyPI wheels have none, so the subset in interfaces/vision_msgs is built into the
+#   venv when no vision_msgs is importable there (see "vision_msgs" below).
 # - A stamp in the venv holds a hash of everything that decides its contents; when nothing
 #   changed, the script exits at once. Set FORCE=1 to reinstall anyway.
 set -euo pipefail
@@ -82,6 +85,15 @@ if [[ -n "$PRINT_VENV" ]]; then
     echo "$DEFAULT_VENV"
     exit 0
 fi
+# vision_msgs/LabelInfo comes from the sourced distribution, never from this checkout (a build of
+# interfaces/vision_msgs there would shadow or be shadowed by the distribution's package).
+if [[ "$ROS_SOURCE" == "sourced" ]] &&
+    ! "$PYTHON" -c 'from vision_msgs.msg import LabelInfo, VisionClass' >/dev/null 2>&1; then
+    die "the sourced ROS 2 '$ROS_DISTRO' has no vision_msgs (with vision_msgs/msg/LabelInfo, which \
+vltseg_node publishes): install it, e.g. 'sudo apt-get install ros-$ROS_DISTRO-vision-msgs' or \
+'rosdep install --from-paths . --ignore-src -y' in this folder, source the ROS 2 setup script \
+again and rerun"
+fi
 VENV="${1:-$DEFAULT_VENV}"
 STAMP="$VENV/.vltseg-setup-stamp"
 MODE_FILE="$VENV/.vltseg-setup-mode"  # ROS_MODE the venv was made for
@@ -125,12 +137,54 @@ if [[ "$ROS_SOURCE" == "sourced" || -n "$KEPT" ]]; then
 fi
 [[ -z "$KEPT" ]] || log "kept from $PYTHON (not installed into $VENV): $KEPT"
 
+# --- share/vltseg_ros/{config,launch}: folders of links to the source files ----------------------
+# Laid out as `colcon build --symlink-install` does: real folders (subfolders too) with a link to
+# each source file, never a link to a whole folder, which anything that walks the share folder
+# with os.walk (ros2 launch's search for `ros2 launch vltseg_ros <file>`) does not enter. Edits
+# of a file take effect at once; files added or removed are (un)linked by every run of this
+# script, also when the venv is otherwise up to date. __pycache__ and *.pyc are left out.
+link_share_folders() {
+    local share="$1/share/vltseg_ros" dir entry rel
+    [[ -d "$share" ]] || return 0
+    for dir in config launch; do
+        [[ ! -L "$share/$dir" ]] || rm -f "$share/$dir"  # a link to the whole folder (older set-ups)
+        if [[ ! -d "$dir" ]]; then
+            rm -rf "${share:?}/$dir"
+            continue
+        fi
+        # Stale entries, children before their folder: links not to their own source file (or
+        # to one now gone or a folder), folders no longer in the source, anything else.
+        while IFS= read -r -d '' entry; do
+            rel="${entry#"$share"/}"
+            if [[ -L "$entry" ]]; then
+                if [[ "$(readlink "$entry")" != "$PWD/$rel" || ! -e "$rel" ||
+                    ( -d "$rel" && ! -L "$rel" ) ]]; then
+                    rm -f "$entry"
+                fi
+            elif [[ -d "$entry" ]]; then
+                [[ -d "$rel" && ! -L "$rel" ]] || rm -rf "$entry"
+            else
+                rm -f "$entry"
+            fi
+        done < <(find "$share/$dir" -mindepth 1 -depth -print0 2>/dev/null)
+        while IFS= read -r -d '' rel; do
+            if [[ -d "$rel" && ! -L "$rel" ]]; then
+                mkdir -p "$share/$rel"
+            elif [[ ! -L "$share/$rel" ]]; then
+                ln -s "$PWD/$rel" "$share/$rel"
+            fi
+        done < <(find "$dir" -name __pycache__ -prune -o ! -name '*.py[co]' -print0)
+    done
+}
+
 # --- Up to date? ---------------------------------------------------------------------------------
 KEY="$( {
     echo "python=$("$PYTHON" -c 'import sys; print(sys.version)') mode=$ROS_MODE kept=$KEPT"
     cat "$PKG_DIR"/*.txt setup.py pyproject.toml scripts/setup_env.sh \
         scripts/*.py scripts/vltseg_node \
-        CMakeLists.txt package.xml msg/*.msg
+        CMakeLists.txt package.xml msg/*.msg \
+        interfaces/vision_msgs/CMakeLists.txt interfaces/vision_msgs/package.xml \
+        interfaces/vision_msgs/msg/*.msg
     ls -d config launch 2>/dev/null || true  # linked into share/vltseg_ros when present
 } | sha256sum | cut -d' ' -f1)"
 
@@ -138,6 +192,7 @@ KEY="$( {
 # `git clean -X` removes them without touching the stamp.
 if [[ -z "${FORCE:-}" && -f "$STAMP" && "$(cat "$STAMP")" == "$KEY" && -x "$VENV/bin/python" \
     && -f "$MSG_INIT" ]]; then
+    link_share_folders "$VENV"  # files added to or removed from config/ or launch/
     log "$VENV is up to date (FORCE=1 make setup reinstalls)"
     exit 0
 fi
@@ -188,7 +243,8 @@ cp -r "$PKG_DIR" "$VENV/.vltseg-setup-requirements"
 # second copy of package vltseg_ros in site-packages would shadow or be shadowed by it):
 # - type-support libraries go to $VENV/lib, which the wheels' start-up hook puts on
 #   LD_LIBRARY_PATH; the ament index and share/vltseg_ros go to $VENV/share, where config/ and
-#   launch/ are links to the source tree (edits take effect at once, as for the Python code);
+#   launch/ are folders of links to the source files (edits take effect at once, as for the
+#   Python code);
 # - the generated Python part (vltseg_ros/msg/ and the vltseg_ros_s__*.so extension modules
 #   that it imports from the package's top level) goes to $VENV/$GEN_PY_DIR, which is not on
 #   sys.path, and is linked into the source package (git-ignored links, excluded from the CMake
@@ -295,15 +351,71 @@ sys.meta_path.insert(0, _GeneratedMessages)
 EOF
     echo "import _vltseg_ros_venv_msg" > "$SITE_PACKAGES/vltseg_ros_venv_msg.pth"
 fi
-for dir in config launch; do
-    rm -rf "$VENV_ABS/share/vltseg_ros/$dir"
-    if [[ -d "$dir" ]]; then
-        ln -s "$PWD/$dir" "$VENV_ABS/share/vltseg_ros/$dir"
-    fi
-done
+link_share_folders "$VENV_ABS"  # see "share/vltseg_ros/{config,launch}" above
 cp scripts/venv_ros_env.py "$SITE_PACKAGES/_vltseg_ros_venv.py"
 # Named to sort after the wheels' ros_wheels_bootstrapper.pth (.pth files run in name order).
 echo "import _vltseg_ros_venv" > "$SITE_PACKAGES/vltseg_ros_venv.pth"
+
+# --- vision_msgs ----------------------------------------------------------------------------------
+# vltseg_node publishes vision_msgs/msg/LabelInfo. A sourced ROS 2 provides it (checked at the
+# start; never built here). The PyPI wheels have no vision_msgs: interfaces/vision_msgs holds a
+# subset of it (VisionClass and LabelInfo, field-for-field those of vision_msgs 4.1.1, hence the
+# same type hashes), built here with CMake into the venv as the wheels' own message packages are
+# installed (site-packages/vision_msgs, type-support libraries in $VENV/lib, share/vision_msgs
+# and the ament index). Only when no vision_msgs is importable in the venv (a wheel of it, say)
+# or when this build is the one there and its sources changed; a stamp in the venv records it.
+VM_STAMP="$VENV_ABS/.vltseg-vision-msgs-stamp"
+if [[ "$ROS_SOURCE" == "wheels" ]]; then
+    VM_KEY="$( {
+        echo "mode=$ROS_MODE"
+        cat interfaces/vision_msgs/CMakeLists.txt interfaces/vision_msgs/package.xml \
+            interfaces/vision_msgs/msg/*.msg
+    } | sha256sum | cut -d' ' -f1)"
+    VM_FOUND="$("$VENV/bin/python" -c 'import os, vision_msgs.msg
+print(os.path.dirname(vision_msgs.__file__))' 2>/dev/null)" || VM_FOUND=""
+    if [[ -n "$VM_FOUND" && ! -f "$VM_STAMP" ]]; then
+        log "vision_msgs is importable in $VENV ($VM_FOUND): the subset in interfaces/vision_msgs \
+is not built"
+    elif [[ -z "${FORCE:-}" && -n "$VM_FOUND" && "$(cat "$VM_STAMP")" == "$VM_KEY" ]]; then
+        log "vision_msgs (subset, interfaces/vision_msgs) is up to date in $VENV"
+    else
+        VM_BUILD_DIR="$VENV_ABS/build/vision_msgs"
+        VM_BUILD_LOG="$VENV_ABS/build/vision_msgs.log"
+        if [[ -f "$VM_BUILD_DIR/CMakeCache.txt" ]] &&
+            ! grep -qx "CMAKE_GENERATOR:INTERNAL=$GENERATOR" "$VM_BUILD_DIR/CMakeCache.txt"; then
+            rm -rf "$VM_BUILD_DIR"
+        fi
+        mkdir -p "$VM_BUILD_DIR"
+        if [[ -f "$VM_STAMP" ]]; then  # this build's own modules, from before: none left stale
+            rm -f "$VM_STAMP"
+            rm -rf "$SITE_PACKAGES/vision_msgs"
+        fi
+        log "building the vision_msgs subset (interfaces/vision_msgs) into $VENV \
+(log: $VM_BUILD_LOG)"
+        if ! {
+            AMENT_PREFIX_PATH="$ROS_PREFIXES" cmake -S interfaces/vision_msgs -B "$VM_BUILD_DIR" \
+                -G "$GENERATOR" \
+                -DBUILD_TESTING=OFF \
+                -DCMAKE_PREFIX_PATH="${ROS_PREFIXES//:/;}" \
+                -DCMAKE_INSTALL_PREFIX="$VENV_ABS" \
+                -DCMAKE_INSTALL_RPATH="$VENV_ABS/lib" \
+                -DPython3_EXECUTABLE="$VENV_ABS/bin/python" &&
+                AMENT_PREFIX_PATH="$ROS_PREFIXES" cmake --build "$VM_BUILD_DIR" &&
+                cmake --install "$VM_BUILD_DIR"
+        } >"$VM_BUILD_LOG" 2>&1; then
+            tail -n 30 "$VM_BUILD_LOG" >&2
+            die "building the vision_msgs subset failed (last lines above; full log: $VM_BUILD_LOG)"
+        fi
+        [[ -f "$SITE_PACKAGES/vision_msgs/msg/__init__.py" ]] || die "the vision_msgs build \
+installed no Python module in $SITE_PACKAGES (see $VM_BUILD_LOG)"
+        echo "$VM_KEY" > "$VM_STAMP"
+    fi
+fi
+# Both modes: the venv's interpreter loads LabelInfo's type support (serializes one).
+"$VENV/bin/python" -c 'from rclpy.serialization import serialize_message
+from vision_msgs.msg import LabelInfo, VisionClass
+serialize_message(LabelInfo(class_map=[VisionClass(class_id=255, class_name="unlabeled")]))' ||
+    die "$VENV cannot use vision_msgs/msg/LabelInfo (see the error above)"
 
 # --- Smoke check: ML core, ROS and message imports, rclpy init/shutdown -------------------------
 SMOKE_LOG_DIR="$(mktemp -d)"

@@ -77,6 +77,16 @@ def ros(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def real_vision_msgs(tmp_path_factory) -> Path:
+    """Install prefix of the real vision_msgs 4.1.1 from ../shared/ros2_vision_msgs, built once
+    per test session and xdist worker (about a minute); skips when the sources are absent. Use
+    it with ``test.real_vision_msgs.receive_label_info(prefix, topic, env)``."""
+    from test.real_vision_msgs import real_vision_msgs_prefix
+
+    return real_vision_msgs_prefix(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
 def no_metadata_onnx(tmp_path_factory) -> Path:
     """A valid ONNX graph with the right input / output names but no vltseg metadata."""
     import onnx
@@ -105,3 +115,13 @@ def tiny_onnx(tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
     export_onnx(model, path)
     return model, path
+
+
+@pytest.fixture(scope="session")
+def traversability():
+    """config/class_maps/traversability.yaml bound to the Cityscapes classes."""
+    from vltseg_ros.config.class_map import load_class_map
+    from vltseg_ros.config.model_config import load_class_set
+
+    path = Path(__file__).resolve().parents[1] / "config" / "class_maps" / "traversability.yaml"
+    return load_class_map(path, load_class_set("cityscapes"))

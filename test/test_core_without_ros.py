@@ -108,7 +108,7 @@ def test_package_root_holds_only_init_errors_and_folders() -> None:
     names = [p.name for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"]
     twice = {n for n in names if names.count(n) > 1}
     # A subcommand's module in cli/ is named after what it runs (bag/evaluate.py, bag/make_bag.py);
-    # config/options.py (the option tables) vs engines/options.py (the engines' options), and
-    # inference/settings.py vs ros/node/settings.py (the node's parameters) are told apart by
-    # their folder. No other name twice: no two outputs.py or messages.py.
+    # config/options.py (the option tables) vs engines/options.py (the engines' options), and the
+    # settings tables of inference/ (the Segmenter), ros/node/ and ros/replay/ (parameters) are
+    # told apart by their folder. No other name twice: no two outputs.py or messages.py.
     assert twice <= {"evaluate.py", "make_bag.py", "options.py", "settings.py"}, twice

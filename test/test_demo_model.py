@@ -7,6 +7,7 @@ when it was made (docs/demo_model.md), within a margin.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -56,6 +57,32 @@ def test_the_shipped_checkpoint_is_small_and_describes_itself(demo: Segmenter) -
     assert "not vltseg" in demo.config.description.lower()
     assert "fails on real frames" in demo.config.description
     assert demo.inference.mode == "whole" and demo.inference.input_size == (256, 512)
+
+
+def test_its_name_alone_loads_the_shipped_weights(demo: Segmenter, capsys) -> None:
+    by_name = Segmenter.load(model=DEMO_MODEL_NAME, batch_size=1)
+    assert not by_name.random_weights
+    assert by_name.config == demo.config
+    image, _ = synthetic_street_scene(256, 512, seed=HELD_OUT_SEED + 900)
+    expected = demo.predict(image)
+    got = by_name.predict(image)
+    assert np.array_equal(got.labels, expected.labels)
+    assert np.allclose(got.confidence, expected.confidence, atol=1e-6)
+    by_name.close()
+    # any other name is an architecture without weights
+    assert Segmenter.load(model="tiny").random_weights
+
+
+def test_the_cli_loads_the_demo_model_by_name(tmp_path, capsys) -> None:
+    image, _ = synthetic_street_scene(128, 256, seed=HELD_OUT_SEED + 901)
+    path = tmp_path / "scene.png"
+    cv2.imwrite(str(path), image[..., ::-1])
+    assert main(["segment", str(path), "--model", DEMO_MODEL_NAME, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr()
+    assert "RANDOM" not in printed.out + printed.err
+    assert main(["segment", str(path), "--model", "tiny", "--out", str(tmp_path / "t")]) == 0
+    printed = capsys.readouterr()
+    assert "RANDOM" in printed.out + printed.err  # the warning the demo model must not give
 
 
 def test_it_segments_held_out_scenes(demo: Segmenter) -> None:

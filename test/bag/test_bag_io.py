@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
+from rosbags.typesys import Stores, get_typestore
 
 from test.bag import START_NS, synthetic_bag
 from vltseg_ros.bag import serialization
 from vltseg_ros.bag.reading import iter_frames, read_labels, read_messages
 from vltseg_ros.bag.topics import camera_name, find_topics, output_namespace
-from vltseg_ros.bag.typestore import find_msg_dir, msg_search_dirs, typestore
+from vltseg_ros.bag.typestore import (
+    LABEL_INFO,
+    VISION_CLASS,
+    find_msg_dir,
+    find_vision_msgs_dir,
+    msg_search_dirs,
+    typestore,
+    vision_msgs_search_dirs,
+)
 from vltseg_ros.bag.writing import BagWriter
 from vltseg_ros.config.model_config import load_class_set
 from vltseg_ros.errors import BagError
@@ -24,6 +34,9 @@ from vltseg_ros.inference.summary import ResultSummary
 
 IMAGE = "sensor_msgs/msg/Image"
 REPO = Path(__file__).resolve().parents[2]
+# vision_msgs 4.1.1 (test/real_vision_msgs.py has them too; interfaces/vision_msgs/README.md)
+LABEL_INFO_HASH = "RIHS01_3d37df4015cdf660cc851c51897f2acd957e1ca6205ba0a99aebffb9406b0783"
+VISION_CLASS_HASH = "RIHS01_1e4a11f0fed50b5623cb8ff26ca0e37952a48a9c074d16f804b44e9164c2037a"
 
 
 def test_typestore_registers_the_package_messages_as_rosidl_does() -> None:
@@ -46,6 +59,55 @@ def test_missing_message_definitions_are_a_clear_error(monkeypatch, tmp_path: Pa
     monkeypatch.setattr(module, "msg_search_dirs", lambda: [tmp_path / "a", tmp_path / "b"])
     with pytest.raises(BagError, match=r"SegmentationInfo\.msg.*share/vltseg_ros/msg"):
         module.find_msg_dir()
+
+
+def test_typestore_registers_vision_msgs_with_upstreams_type_hashes() -> None:
+    assert find_vision_msgs_dir() == REPO / "interfaces" / "vision_msgs" / "msg"
+    # a pip install's copy (setup.py data_files): under share/vltseg_ros, not share/vision_msgs
+    assert vision_msgs_search_dirs()[1] == (
+        Path(sys.prefix) / "share" / "vltseg_ros" / "interfaces" / "vision_msgs" / "msg"
+    )
+    assert typestore().hash_rihs01(LABEL_INFO) == LABEL_INFO_HASH
+    assert typestore().hash_rihs01(VISION_CLASS) == VISION_CLASS_HASH
+
+
+def test_label_info_without_vision_msgs_definitions_is_a_clear_error(
+    monkeypatch, tmp_path: Path
+) -> None:
+    import vltseg_ros.bag.typestore as module
+
+    monkeypatch.setattr(module, "vision_msgs_search_dirs", lambda: [tmp_path / "a"])
+    monkeypatch.setattr(serialization, "typestore", lambda: get_typestore(Stores.ROS2_KILTED))
+    with pytest.raises(BagError, match=r"VisionClass and LabelInfo.*ros-\$ROS_DISTRO-vision"):
+        serialization.label_info_cdr(START_NS, "cam", [(0, "road")], 0.5)
+
+
+def test_label_info_cdr_reads_back_with_rclpy_rosbags_and_in_a_bag(tmp_path: Path) -> None:
+    from rclpy.serialization import deserialize_message, serialize_message
+    from vision_msgs.msg import LabelInfo, VisionClass
+
+    classes = [(i, f"class {i}") for i in range(19)] + [(255, "unlabeled")]
+    cdr = serialization.label_info_cdr(START_NS + 7, "camera_front", classes, 0.5)
+    expected = LabelInfo(
+        class_map=[VisionClass(class_id=i, class_name=n) for i, n in classes], threshold=0.5
+    )
+    expected.header.frame_id = "camera_front"
+    expected.header.stamp.sec, expected.header.stamp.nanosec = divmod(START_NS + 7, 10**9)
+    assert deserialize_message(cdr, LabelInfo) == expected
+    # and rclpy's bytes decode with rosbags (padding may differ: compare decoded messages)
+    decoded = typestore().deserialize_cdr(serialize_message(expected), LABEL_INFO)
+    assert [(c.class_id, c.class_name) for c in decoded.class_map] == classes
+    assert decoded.threshold == 0.5 and decoded.header.frame_id == "camera_front"
+    assert serialization.stamp_to_ns(decoded.header.stamp) == START_NS + 7
+
+    with BagWriter(tmp_path / "bag") as writer:
+        writer.add_topic("/camera_front/label_info", LABEL_INFO)
+        writer.write("/camera_front/label_info", START_NS, cdr)
+    assert LABEL_INFO_HASH in (tmp_path / "bag" / "metadata.yaml").read_text()
+    with Reader(tmp_path / "bag") as reader:
+        ((connection, _, data),) = list(reader.messages())
+    assert connection.msgtype == LABEL_INFO
+    assert deserialize_message(bytes(data), LabelInfo) == expected
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])

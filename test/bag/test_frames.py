@@ -17,7 +17,8 @@ from vltseg_ros.bag.frames import (
     label_files,
     load_frame,
 )
-from vltseg_ros.errors import BagError
+from vltseg_ros.data.dataset import read_label_file
+from vltseg_ros.errors import BagError, DatasetError
 
 
 def _image(path: Path, height: int = 8, width: int = 12, value: int = 0) -> Path:
@@ -72,6 +73,33 @@ def test_cityscapes_label_ids_are_converted_with_the_official_table(tmp_path: Pa
     assert train[0].tolist() == expected == [255, 255, 0, 1, 2, 13, 18, 255, 11, 8, 10, 255]
     with pytest.raises(BagError, match=r"values \[34, 200\] that are not Cityscapes labelIds"):
         cityscapes_to_train_ids(np.array([[34, 200, 7]], np.uint8))
+
+
+def test_label_ids_convert_as_the_data_readers_do(tmp_path: Path) -> None:
+    # 7 road, 26 car, 0 unlabeled, 33 bicycle, 9 parking (ignored)
+    ids = np.array([[7, 26, 0, 33, 9, 7]], np.uint8)
+    _image(tmp_path / "a_leftImg8bit.png", 1, 6)
+    label = _label(tmp_path / "a_gtFine_labelIds.png", ids, (1, 6))
+    (pair,) = find_frames(tmp_path)
+    bag_train_ids = load_frame(pair)[1]
+    data_train_ids = read_label_file(label, "cityscapes")
+    assert bag_train_ids.dtype == data_train_ids.dtype == np.uint8
+    assert bag_train_ids.tolist() == data_train_ids.tolist() == [[0, 13, 255, 18, 255, 0]]
+
+
+def test_an_id_that_is_no_label_id_is_an_error_as_in_the_data_readers(tmp_path: Path) -> None:
+    _image(tmp_path / "a_leftImg8bit.png", 1, 4)
+    label = _label(tmp_path / "a_gtFine_labelIds.png", np.array([[7, 40, 26, 40]]), (1, 4))
+    (pair,) = find_frames(tmp_path)
+    message = (
+        r"label .*a_gtFine_labelIds\.png holds values \[40\] that are not Cityscapes labelIds"
+    )
+    with pytest.raises(BagError, match=message) as bag_error:
+        load_frame(pair)
+    with pytest.raises(DatasetError, match=message) as data_error:
+        read_label_file(label, "cityscapes")
+    assert str(bag_error.value) == str(data_error.value)
+    assert not isinstance(bag_error.value, DatasetError)  # each layer raises its own error
 
 
 def test_acdc_layout(tmp_path: Path) -> None:

@@ -16,10 +16,12 @@ from vltseg_ros.bag import serialization
 from vltseg_ros.bag.typestore import typestore
 from vltseg_ros.bag.writing import BagWriter
 from vltseg_ros.cli.main import main
+from vltseg_ros.config.model_config import load_class_set
 
 FAST = ["--model", "tiny", "--inference.mode", "whole", "--inference.whole-size", "64", "128"]
 IMAGE = "sensor_msgs/msg/Image"
 SEGMENTATION = ("mask", "confidence", "overlay", "anomaly", "info")
+LABEL_INFO = "/camera/segmentation/label_info"
 
 
 def _make_synthetic(bag: Path, *extra: str, frames: int = 3) -> None:
@@ -39,6 +41,21 @@ def _stored(bag: Path) -> dict[str, list[tuple[int, bytes]]]:
 def _header(msgtype: str, cdr: bytes) -> tuple[int, int, str]:
     header = typestore().deserialize_cdr(cdr, msgtype).header
     return header.stamp.sec, header.stamp.nanosec, header.frame_id
+
+
+def label_info_of(stored: dict[str, list[tuple[int, bytes]]], topic: str = LABEL_INFO):
+    """The one LabelInfo on ``topic`` of a written bag as rclpy's vision_msgs.msg.LabelInfo,
+    after checking that rosbags reads the same class map and threshold; and its log time."""
+    from rclpy.serialization import deserialize_message
+    from vision_msgs.msg import LabelInfo
+
+    ((log_time, cdr),) = stored[topic]
+    message = deserialize_message(cdr, LabelInfo)
+    decoded = typestore().deserialize_cdr(cdr, "vision_msgs/msg/LabelInfo")
+    entries = [(c.class_id, c.class_name) for c in message.class_map]
+    assert [(c.class_id, c.class_name) for c in decoded.class_map] == entries
+    assert decoded.threshold == message.threshold and message.header.stamp.sec > 0
+    return message, log_time
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
@@ -132,7 +149,7 @@ def test_write_bag_reads_back_with_rosbags_and_rclpy(tmp_path: Path, compressed,
     inputs, outputs = _stored(bag), _stored(seg)
     image_topic = "/camera/image_raw/compressed" if compressed else "/camera/image_raw"
     segmentation = [f"/camera/segmentation/{kind}" for kind in SEGMENTATION]
-    assert sorted(outputs) == sorted([image_topic, "/camera/labels", *segmentation])
+    assert sorted(outputs) == sorted([image_topic, "/camera/labels", *segmentation, LABEL_INFO])
     assert outputs[image_topic] == inputs[image_topic]  # copied byte for byte
     assert outputs["/camera/labels"] == inputs["/camera/labels"]
     headers = [_header("sensor_msgs/msg/CameraInfo", c) for _, c in inputs["/camera/camera_info"]]
@@ -140,6 +157,16 @@ def test_write_bag_reads_back_with_rosbags_and_rclpy(tmp_path: Path, compressed,
         assert [t for t, _ in outputs[topic]] == [t for t, _ in inputs[image_topic]]
         msgtype = "vltseg_ros/msg/SegmentationInfo" if topic.endswith("info") else IMAGE
         assert [_header(msgtype, cdr) for _, cdr in outputs[topic]] == headers
+    # one LabelInfo (nothing changes offline), with the first frame's header and log time
+    label_info, log_time = label_info_of(outputs)
+    assert log_time == outputs[image_topic][0][0]
+    header = label_info.header
+    assert (header.stamp.sec, header.stamp.nanosec, header.frame_id) == headers[0]
+    names = load_class_set("cityscapes").names
+    expected = [*enumerate(names), (255, "unlabeled")]
+    assert [(c.class_id, c.class_name) for c in label_info.class_map] == expected
+    assert len(expected) == 20 and names[18] == "bicycle"
+    assert label_info.threshold == pytest.approx(0.06)
     for index in range(3):  # rclpy reads them with the real message classes
         mask = deserialize_message(outputs[segmentation[0]][index][1], Image)
         confidence = deserialize_message(outputs[segmentation[1]][index][1], Image)

@@ -9,7 +9,8 @@ import pytest
 
 from test.data import layouts
 from vltseg_ros.bag.frames import cityscapes_to_train_ids
-from vltseg_ros.data import DATASET_NAMES, build_dataset, parse_dataset_spec
+from vltseg_ros.data import DATASET_NAMES, build_dataset, label_maps, parse_dataset_spec
+from vltseg_ros.data.dataset import read_label_file
 from vltseg_ros.data.label_maps import (
     MAPILLARY_V12_TO_TRAIN_ID,
     SYNTHIA_TO_TRAIN_ID,
@@ -47,6 +48,27 @@ def test_cityscapes_lut_agrees_with_the_bag_tools_conversion():
     assert lut.shape == (256,) and lut.dtype == np.uint8
     assert (lut[7], lut[26], lut[0], lut[33], lut[200]) == (0, 13, 255, 18, 255)
     assert sorted(set(lut.tolist()) - {255}) == list(range(19))
+
+
+def test_cityscapes_label_ids_that_are_no_label_ids_are_an_error_naming_file_and_values(
+    tmp_path,
+):
+    # 40 is no Cityscapes labelId (0-33), nor is 255: a train-id map given as labelIds, say
+    ids = layouts.ids_grid([7, 40, 26, 255, 40])
+    layouts.cityscapes(tmp_path, "val", {"aachen_000000_000019": {"labelIds": ids}})
+    dataset = build_dataset("cityscapes", tmp_path, "val")
+    label = dataset.samples[0].label
+    message = r"aachen_000000_000019_gtFine_labelIds\.png holds values \[40, 255\] that are not "
+    with pytest.raises(DatasetError, match=message + "Cityscapes labelIds"):
+        dataset[0]
+    with pytest.raises(DatasetError, match=r"label .*labelIds\.png holds values \[40, 255\]"):
+        read_label_file(label, "cityscapes")
+    with pytest.raises(DatasetError, match=r"x\.png holds values \[40\] that are not Cityscapes"):
+        label_maps.cityscapes_to_train_ids(np.array([[7, 40]], np.uint8), "label x.png")
+    known = np.array([[7, 26, 0, 33, 9]], np.uint8)
+    np.testing.assert_array_equal(
+        label_maps.cityscapes_to_train_ids(known), [[0, 13, 255, 18, 255]]
+    )
 
 
 def test_synthia_and_mapillary_tables():

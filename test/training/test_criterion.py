@@ -17,6 +17,7 @@ from vltseg_ros.training import matcher as matcher_module
 from vltseg_ros.training import point_sampling
 from vltseg_ros.training.criterion import Mask2FormerCriterion
 from vltseg_ros.training.point_sampling import point_sample, uncertainty_points
+from vltseg_ros.training.run_config import LossSection
 from vltseg_ros.training.targets import semantic_targets
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "mask2former_loss_hf.safetensors"
@@ -131,7 +132,7 @@ def test_perfect_prediction_has_no_mask_loss_and_closed_form_class_loss(pixel_sa
     masks = semantic_targets(labels, C)[0][1].float()
     mask_logits = torch.cat([30.0 * (2 * masks - 1), torch.zeros(1, 3, 4)])[None]  # 4 queries
     cls_logits = torch.zeros(1, 4, C + 1)  # uniform: CE = log(C + 1) for every query
-    criterion = Mask2FormerCriterion(C, num_points=12)
+    criterion = Mask2FormerCriterion(C, LossSection(num_points=12))
     losses = criterion([cls_logits], [mask_logits], labels)
     # not exactly 0: float32 pixel centers (y + 0.5) / 3 read targets of 1e-8 instead of 0
     assert losses["loss_mask"].item() < 1e-6
@@ -150,7 +151,7 @@ def test_hand_computed_losses(pixel_sampler) -> None:
     mask_logits[[3, 0, 1]] += 3.0 * (2 * target - 1)
     cls_logits = torch.randn(4, C + 1)
     cls_logits[[3, 0, 1], [0, 1, 2]] += 3.0
-    criterion = Mask2FormerCriterion(C, num_points=12, no_object_weight=0.25)
+    criterion = Mask2FormerCriterion(C, LossSection(num_points=12, no_object_weight=0.25))
     cls, mask, dice = criterion.layer_losses(
         cls_logits[None], mask_logits[None], semantic_targets(labels, C), torch.tensor(3.0)
     )
@@ -181,7 +182,8 @@ def test_no_object_weight_weights_the_unmatched_queries(no_object_weight: float)
         [[[0.5, 2.0, -1.0, 0.0], [1.0, 0.0, 0.0, 0.3], [0.0, 0.0, 2.0, 1.0]]]
     )
     mask_logits = torch.stack([torch.full((2, 2), 5.0), torch.zeros(2, 2), -torch.ones(2, 2)])
-    criterion = Mask2FormerCriterion(C, num_points=16, no_object_weight=no_object_weight)
+    loss = LossSection(num_points=16, no_object_weight=no_object_weight)
+    criterion = Mask2FormerCriterion(C, loss)
     losses = criterion([cls_logits], [mask_logits[None]], labels)
     matched = _cross_entropy(cls_logits[0, 0].tolist(), 1)
     unmatched = [_cross_entropy(cls_logits[0, q].tolist(), C) for q in (1, 2)]
@@ -193,7 +195,8 @@ def test_all_ignore_batch_gives_no_object_class_loss_and_zero_mask_losses() -> N
     labels = torch.full((2, 8, 8), 255, dtype=torch.int64)
     cls_logits = torch.randn(2, 5, C + 1, requires_grad=True)
     mask_logits = torch.randn(2, 5, 2, 2, requires_grad=True)
-    losses = Mask2FormerCriterion(C, num_points=16)([cls_logits], [mask_logits], labels)
+    criterion = Mask2FormerCriterion(C, LossSection(num_points=16))
+    losses = criterion([cls_logits], [mask_logits], labels)
     expected = F.cross_entropy(cls_logits.detach().flatten(0, 1), torch.full((10,), C))
     assert losses["loss_cls"].item() == pytest.approx(2.0 * expected.item(), rel=1e-5)
     assert losses["loss_mask"].item() == losses["loss_dice"].item() == 0.0
@@ -215,7 +218,7 @@ def _random_inputs(layers: int = 3, seed: int = 0):
 
 def test_names_weights_total_and_gradients_of_every_layer() -> None:
     cls_logits, mask_logits, labels = _random_inputs()
-    criterion = Mask2FormerCriterion(C, num_points=32)
+    criterion = Mask2FormerCriterion(C, LossSection(num_points=32))
     losses = criterion(cls_logits, mask_logits, labels, generator=torch.Generator().manual_seed(1))
     parts = ["loss_cls", "loss_mask", "loss_dice"]
     expected_keys = {f"{p}{n}" for p in ("d0.", "d1.", "") for n in parts} | {"loss"}
@@ -243,7 +246,7 @@ def test_names_weights_total_and_gradients_of_every_layer() -> None:
 
 def test_losses_are_reproducible_with_a_seed() -> None:
     cls_logits, mask_logits, labels = _random_inputs()
-    criterion = Mask2FormerCriterion(C, num_points=20)
+    criterion = Mask2FormerCriterion(C, LossSection(num_points=20))
 
     def run(seed: int, use_generator: bool) -> dict[str, float]:
         if use_generator:
@@ -261,7 +264,7 @@ def test_losses_are_reproducible_with_a_seed() -> None:
 
 def test_num_masks_is_averaged_over_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     cls_logits, mask_logits, labels = _random_inputs(layers=1)
-    criterion = Mask2FormerCriterion(C, num_points=20)
+    criterion = Mask2FormerCriterion(C, LossSection(num_points=20))
     local = criterion(cls_logits, mask_logits, labels, generator=torch.Generator().manual_seed(0))
     # two processes; the other one has 3x as many masks: the all-reduced mean is 2x the local
     monkeypatch.setattr(criterion_module.dist, "is_initialized", lambda: True)
@@ -275,16 +278,18 @@ def test_num_masks_is_averaged_over_processes(monkeypatch: pytest.MonkeyPatch) -
 
 def test_bad_inputs_and_settings_raise() -> None:
     cls_logits, mask_logits, labels = _random_inputs(layers=2)
-    criterion = Mask2FormerCriterion(C, num_points=8)
+    criterion = Mask2FormerCriterion(C, LossSection(num_points=8))
     with pytest.raises(ValueError, match="as many class as mask"):
         criterion(cls_logits, mask_logits[:1], labels)
     with pytest.raises(ValueError, match="prediction 0"):
         Mask2FormerCriterion(C + 1)(cls_logits, mask_logits, labels)
     with pytest.raises(ValueError, match="prediction 0"):
         criterion(cls_logits, mask_logits, labels[:1])
+    with pytest.raises(ConfigError, match="num_classes"):
+        Mask2FormerCriterion(0)
     for kwargs in ({"no_object_weight": 2.0}, {"mask_weight": -1.0}, {"importance_ratio": -0.1}):
-        with pytest.raises(ConfigError):
-            Mask2FormerCriterion(C, **kwargs)
+        with pytest.raises(ConfigError, match=f"loss.{next(iter(kwargs))}"):
+            Mask2FormerCriterion(C, LossSection(**kwargs))
 
 
 # ---------------------------------------------------------------- Hugging Face golden
@@ -304,7 +309,7 @@ def test_agrees_with_hugging_face_mask2former_loss(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(matcher_module, "random_points", recorded)
     monkeypatch.setattr(point_sampling, "random_points", recorded)
-    criterion = Mask2FormerCriterion(4, num_points=50)
+    criterion = Mask2FormerCriterion(4, LossSection(num_points=50))
     matches = []
     real_matcher = criterion.matcher.__call__
 

@@ -1,4 +1,4 @@
-"""Offline evaluation of a rosbag2: segment its frames (or read masks) and score them.
+"""Offline evaluation of a rosbag2: segment its frames with a model and score them.
 
 Labels come from a label topic (matched to images by header stamp) or from a labels folder
 (matched by order: the k-th image message of the bag gets the k-th label file in sorted
@@ -10,6 +10,13 @@ Anomaly truth (mono8: 0 in-distribution, 1 anomaly, 255 void) comes the same two
 anomaly topic matched by header stamp, or an anomaly labels folder of PNG files matched by
 order. Frames with anomaly truth are scored with AUROC, average precision and FPR at 95 % TPR,
 for the outputs' ``anomaly_method`` and for max probability (``1 - confidence``).
+
+With a class map (the outputs' ``class_map``), frames are segmented into its output classes and
+labels mapped with its lookup table before scoring; the written bag's masks, confidence,
+overlays, info and label_info are in the output classes, its labels stay as they were.
+
+Scoring masks already in a bag, without a model (``mask_topic``), is
+:mod:`vltseg_ros.bag.score_masks`; it shares the options and the label helpers here.
 """
 
 from __future__ import annotations
@@ -18,16 +25,17 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from vltseg_ros.bag.frames import FramePair, anomaly_label_files, label_files, read_label
-from vltseg_ros.bag.reading import BagFrame, iter_frames, label_to_array, read_messages, storage_of
+from vltseg_ros.bag.reading import BagFrame, iter_frames, storage_of
 from vltseg_ros.bag.result_writer import SegmentationBagWriter
-from vltseg_ros.bag.topics import BagTopics, find_topics, open_bag
-from vltseg_ros.bag.typestore import CLASS_SET, IMAGE, SEGMENTATION_INFO, typestore
+from vltseg_ros.bag.topics import BagTopics, find_topics
 from vltseg_ros.bag.writing import Storage
-from vltseg_ros.config.model_config import load_class_set
+from vltseg_ros.config.class_map import BoundClassMap, read_class_map
+from vltseg_ros.config.model_config import ClassSetConfig
 from vltseg_ros.errors import BagError, ConfigError
 from vltseg_ros.evaluation.anomaly_eval import AnomalyScoring
 from vltseg_ros.evaluation.calibration import CalibrationAccumulator
@@ -53,8 +61,9 @@ class BagEvalOptions:
         labels_dir: labels folder matched to frames by order (instead of a label topic).
         mask_topic: score the masks (mono8) of this topic instead of running a model.
         outputs: the confidence threshold (a pixel below it is unlabeled, 255: a miss), how
-            scores reach the frame's size, the anomaly score scored against anomaly truth, and
-            what the written bag holds (masks are always scored at the frame's resolution).
+            scores reach the frame's size, the anomaly score scored against anomaly truth,
+            the class map (output classes scored and written), and what the written bag holds
+            (masks are always scored at the frame's resolution).
         write_bag: write the frames and segmentation outputs into this new bag.
         anomaly_topic: mono8 anomaly truth topic (0 in-distribution, 1 anomaly, 255 void).
         anomaly_dir: anomaly truth PNG files matched to frames by order (instead of a topic).
@@ -115,13 +124,15 @@ def check_inputs(bag: Path, options: BagEvalOptions) -> BagTopics:
     Raises:
         BagError: see :func:`find_topics`; a folder that is missing, empty, or whose file
             count differs from the image topic's message count.
-        ConfigError: invalid options.
+        ConfigError: invalid options, or a missing or bad class map file.
     """
     options.validate()
+    if options.outputs.class_map:
+        read_class_map(options.outputs.class_map)
     topics = find_topics(
-        bag, options.image_topic, _label_option(options), anomaly_topic=options.anomaly_topic
+        bag, options.image_topic, label_option(options), anomaly_topic=options.anomaly_topic
     )
-    _folder_labels(options.labels_dir, topics)
+    folder_labels(options.labels_dir, topics)
     _folder_truths(options.anomaly_dir, topics)
     return topics
 
@@ -154,19 +165,16 @@ def evaluate_bag(
     """
     topics = check_inputs(bag, options)
     frames = iter_frames(bag, topics.image_topic, topics.label_topic, topics.anomaly_topic)
-    class_set = segmenter.class_set
-    report = EvaluationReport(
-        class_set.names,
-        ConfusionMatrix(class_set.num_classes, class_set.ignore_index),
-        source=str(bag),
-        model=segmenter.config.name,
-        checkpoint=checkpoint,
+    class_map = options.outputs.load_class_map(segmenter.class_set)
+    class_set = segmenter.class_set if class_map is None else class_map.classes
+    report = empty_report(
+        class_set, class_map, source=str(bag), model=segmenter.config.name, checkpoint=checkpoint
     )
-    scorer = _FrameScorer(report, options, topics, class_set.ignore_index)
-    writer = _output_writer(bag, topics, options, segmenter, report)
-    frames = _with_progress(frames, topics.image_count, progress)
+    scorer = _FrameScorer(report, options, topics, class_map)
+    writer = _output_writer(bag, topics, options, segmenter.class_set, class_map, report)
+    frames = with_progress(frames, topics.image_count, progress)
     stream = ((frame, frame.image, frame.color_order, None) for frame in frames)
-    predict = {**options.outputs.predict_options(), "output_size": None}
+    predict = {**options.outputs.predict_options(class_map), "output_size": None}
     if scorer.anomaly is not None:
         predict |= scorer.anomaly.predict_options()
     if writer is not None:  # the written bag has the anomaly topic too
@@ -185,24 +193,38 @@ def evaluate_bag(
         raise
     if writer is not None:
         writer.close()
-    _log_unscored(report, len(report.latencies_ms))
+    log_unscored(report, len(report.latencies_ms))
     return scorer.finish()
+
+
+def empty_report(
+    class_set: ClassSetConfig, class_map: BoundClassMap | None, **provenance: Any
+) -> EvaluationReport:
+    """An empty report over ``class_set`` (the class map's output classes when one is given)."""
+    return EvaluationReport(
+        class_set.names,
+        ConfusionMatrix(class_set.num_classes, class_set.ignore_index),
+        class_map="" if class_map is None else class_map.describe(),
+        **provenance,
+    )
 
 
 class _FrameScorer:
     """Scores each segmented frame of :func:`evaluate_bag` into its report: the label
-    (confusion matrix, calibration) and the anomaly truth (:class:`AnomalyScoring`)."""
+    (confusion matrix, calibration; mapped with the class map, if any) and the anomaly truth
+    (:class:`AnomalyScoring`)."""
 
     def __init__(
         self,
         report: EvaluationReport,
         options: BagEvalOptions,
         topics: BagTopics,
-        ignore_index: int,
+        class_map: BoundClassMap | None,
     ) -> None:
         self.report = report
-        self.ignore_index = ignore_index
-        self.labels = _folder_labels(options.labels_dir, topics)
+        self.class_map = class_map
+        self.ignore_index = report.confusion.ignore_index
+        self.labels = folder_labels(options.labels_dir, topics)
         self.truths = _folder_truths(options.anomaly_dir, topics)
         self.calibration = CalibrationAccumulator()
         method = options.outputs.anomaly_method
@@ -210,11 +232,13 @@ class _FrameScorer:
         self.where = options.anomaly_topic or options.anomaly_dir
 
     def score(self, frame: BagFrame, result: SegmentationResult) -> np.ndarray | None:
-        """Score one frame; returns its label (None without one)."""
+        """Score one frame; returns its label as read (None without one)."""
         label = frame.label if self.labels is None else _next_label(self.labels, frame)
         if label is not None:
-            _score(self.report.confusion, result.labels, label, frame.stamp_ns)
-            add_calibration(self.calibration, result, label, self.ignore_index)
+            scored = score_frame(
+                self.report.confusion, result.labels, label, frame.stamp_ns, self.class_map
+            )
+            add_calibration(self.calibration, result, scored, self.ignore_index)
             self.report.frames += 1
         if self.anomaly is not None:
             truth = frame.anomaly if self.truths is None else _next_truth(self.truths, frame)
@@ -237,51 +261,14 @@ class _FrameScorer:
         return report
 
 
-def score_mask_topic(
-    bag: Path, options: BagEvalOptions, progress: Progress | None = None
-) -> EvaluationReport:
-    """Score the mono8 masks of ``options.mask_topic`` against the labels, loading no model.
-
-    Class names come from a vltseg_ros/msg/ClassSet topic of the bag if it has one (else the
-    Cityscapes classes); model, checkpoint and latencies (inference_latency / batch_frames,
-    as :func:`evaluate_bag` measures them) from the masks' SegmentationInfo topic
-    (``<mask namespace>/info``) if it has one (else the checkpoint reads "unknown").
-    """
-    options.validate()
-    mask_topic = str(options.mask_topic)
-    topics = find_topics(bag, mask_topic, _label_option(options))
-    if topics.image_type != IMAGE:
-        raise BagError(f"mask topic {mask_topic} must be a mono8 sensor_msgs/msg/Image topic")
-    if topics.label_topic is None and options.labels_dir is None:
-        raise BagError(
-            f"bag {bag} has no label topic to score {mask_topic} against; name one "
-            "(--label-topic) or give a labels folder (--labels)"
-        )
-    names, ignore, info = _bag_metadata(bag, mask_topic)
-    confusion = ConfusionMatrix(len(names), ignore)
-    report = EvaluationReport(names, confusion, source=str(bag), **info)
-    labels = _folder_labels(options.labels_dir, topics)
-    messages = read_messages(bag, mask_topic, topics.label_topic)
-    for message, label_message in _with_progress(messages, topics.image_count, progress):
-        mask = label_to_array(message.msg, f"mask on {mask_topic} at stamp {message.stamp_ns}")
-        if labels is not None:
-            label = _read_folder_label(next(labels, None), mask.shape, message.stamp_ns)
-        elif label_message is not None:
-            label = label_to_array(label_message.msg, f"label at stamp {message.stamp_ns}")
-        else:
-            continue
-        _score(confusion, mask, label, message.stamp_ns)
-        report.frames += 1
-    _log_unscored(report, topics.image_count)
-    return report
-
-
-def _label_option(options: BagEvalOptions) -> str | None:
+def label_option(options: BagEvalOptions) -> str | None:
     """The label topic to look for: none when labels come from a folder."""
     return None if options.labels_dir else options.label_topic
 
 
-def _folder_labels(labels_dir: Path | None, topics: BagTopics) -> Iterator[FramePair] | None:
+def folder_labels(labels_dir: Path | None, topics: BagTopics) -> Iterator[FramePair] | None:
+    """The label files of ``labels_dir`` to match to the frames by order (None without one);
+    a :class:`BagError` for a missing or empty folder or a count other than the frames'."""
     if labels_dir is None:
         return None
     return _by_order(label_files(labels_dir), f"labels folder {labels_dir}", "labels", topics)
@@ -334,10 +321,12 @@ def _checked_truth(truth: np.ndarray, stamp: int) -> np.ndarray:
 
 
 def _next_label(labels: Iterator[FramePair], frame: BagFrame) -> np.ndarray:
-    return _read_folder_label(next(labels, None), frame.image.shape[:2], frame.stamp_ns)
+    return read_folder_label(next(labels, None), frame.image.shape[:2], frame.stamp_ns)
 
 
-def _read_folder_label(pair: FramePair | None, shape: tuple[int, ...], stamp: int) -> np.ndarray:
+def read_folder_label(pair: FramePair | None, shape: tuple[int, ...], stamp: int) -> np.ndarray:
+    """The (H, W) uint8 train ids of ``pair``'s label file; a :class:`BagError` when no file
+    is left (``pair`` None) or the label is not of the frame's (H, W) ``shape``."""
     if pair is None or pair.label is None:
         raise BagError("the bag has more frames than the labels folder has label files")
     label = read_label(pair.label, pair.label_ids)
@@ -349,25 +338,34 @@ def _read_folder_label(pair: FramePair | None, shape: tuple[int, ...], stamp: in
     return label
 
 
-def _score(
-    confusion: ConfusionMatrix, prediction: np.ndarray, label: np.ndarray, stamp: int
-) -> None:
+def score_frame(
+    confusion: ConfusionMatrix,
+    prediction: np.ndarray,
+    label: np.ndarray,
+    stamp: int,
+    class_map: BoundClassMap | None = None,
+) -> np.ndarray:
+    """Add one frame to ``confusion``; returns the label as scored (mapped with
+    ``class_map``, if any)."""
     if prediction.shape != label.shape:
         raise BagError(
             f"at stamp {stamp} ns the prediction is {prediction.shape[1]}x{prediction.shape[0]} "
             f"(WxH) but the label is {label.shape[1]}x{label.shape[0]}"
         )
     try:
+        label = label if class_map is None else class_map.map_labels(label)
         confusion.update(prediction, label)
     except ValueError as exc:
         raise BagError(f"label at stamp {stamp} ns: {exc}") from exc
+    return label
 
 
 def _output_writer(
     bag: Path,
     topics: BagTopics,
     options: BagEvalOptions,
-    segmenter: Segmenter,
+    model_classes: ClassSetConfig,
+    class_map: BoundClassMap | None,
     report: EvaluationReport,
 ) -> SegmentationBagWriter | None:
     if options.write_bag is None:
@@ -378,48 +376,21 @@ def _output_writer(
         image_topic=topics.image_topic,
         image_type=topics.image_type,
         label_topic=topics.label_topic,
-        class_set=segmenter.class_set,
+        class_set=model_classes,
+        class_map=class_map,
         settings=options.outputs,
         model=report.model,
         checkpoint=report.checkpoint,
     )
 
 
-def _bag_metadata(bag: Path, mask_topic: str) -> tuple[tuple[str, ...], int, dict]:
-    """Class names, ignore index and model / checkpoint / latencies stored beside the masks:
-    from a ClassSet topic, else the info messages' class names, else Cityscapes'."""
-    cityscapes = load_class_set("cityscapes")
-    info_topic = f"{mask_topic.rsplit('/', 1)[0]}/info"
-    info: dict = {"model": "", "checkpoint": f"unknown (masks read from {mask_topic})"}
-    class_sets, info_names, latencies = [], [], []
-    with open_bag(bag) as reader:
-        wanted = [
-            c
-            for c in reader.connections
-            if c.msgtype == CLASS_SET or (c.topic == info_topic and c.msgtype == SEGMENTATION_INFO)
-        ]
-        messages = reader.messages(connections=wanted) if wanted else ()  # () would read all
-        for connection, _, data in messages:
-            msg = typestore().deserialize_cdr(data, connection.msgtype)
-            if connection.msgtype == CLASS_SET:
-                class_sets.append((tuple(msg.names), int(msg.ignore_index)))
-            else:
-                info = {"model": msg.model, "checkpoint": msg.checkpoint}
-                info_names.append(tuple(msg.class_names))
-                latencies.append(1e3 * msg.inference_latency / max(msg.batch_frames, 1))
-    if class_sets:
-        names, ignore = class_sets[-1]
-    else:
-        names = info_names[-1] if info_names else tuple(cityscapes.names)
-        ignore = cityscapes.ignore_index
-    return names, ignore, {**info, "latencies_ms": latencies}
-
-
-def _with_progress(items: Iterable, total: int, progress: Progress | None) -> Iterable:
+def with_progress(items: Iterable, total: int, progress: Progress | None) -> Iterable:
+    """``items`` wrapped by ``progress`` (``total`` items expected), or as they are."""
     return items if progress is None else progress(items, total)
 
 
-def _log_unscored(report: EvaluationReport, total: int) -> None:
+def log_unscored(report: EvaluationReport, total: int) -> None:
+    """Warn when fewer than ``total`` frames were scored (frames without a label)."""
     if report.frames < total:
         LOG.warning(
             "%d of %d frames had no label and were not scored", total - report.frames, total

@@ -2,10 +2,14 @@
 
 For an image topic ``<ns>/image_raw`` (or ``<ns>/image_raw/compressed``) the outputs go where
 the node publishes them (:func:`vltseg_ros.inference.outputs.output_topic` of ``<ns>``): mask,
-confidence, overlay and info, built by :func:`vltseg_ros.inference.outputs.frame_outputs`, each
-with the input image's header and log time. The input images are copied byte for byte and the
-labels (from the bag, or from a labels folder as mono8 on ``<ns>/labels``) beside them, so the
-written bag can be scored again with ``vltseg bag-eval --mask-topic``.
+confidence, overlay, anomaly and info, built by
+:func:`vltseg_ros.inference.outputs.frame_outputs`, each with the input image's header and log
+time; and, as the node publishes it, one vision_msgs/LabelInfo on ``label_info`` (the class ids
+and names the masks hold, from :func:`vltseg_ros.inference.outputs.label_entries`, and the
+confidence threshold) with the first frame's header and log time. The input images are copied
+byte for byte and the labels (from the bag, or from a labels folder as mono8 on
+``<ns>/labels``) beside them, so the written bag can be scored again with ``vltseg bag-eval
+--mask-topic``.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from vltseg_ros.bag.reading import BagFrame
-from vltseg_ros.bag.serialization import image_cdr, outputs_cdr
+from vltseg_ros.bag.serialization import image_cdr, label_info_cdr, outputs_cdr
 from vltseg_ros.bag.topics import camera_name, output_namespace
-from vltseg_ros.bag.typestore import IMAGE, SEGMENTATION_INFO
+from vltseg_ros.bag.typestore import IMAGE, LABEL_INFO, SEGMENTATION_INFO, require_label_info
 from vltseg_ros.bag.writing import BagWriter, Storage
+from vltseg_ros.config.class_map import BoundClassMap
 from vltseg_ros.config.model_config import ClassSetConfig
-from vltseg_ros.inference.outputs import OutputSettings, frame_outputs, output_topic
+from vltseg_ros.inference.outputs import LABEL_INFO as LABEL_INFO_OUTPUT
+from vltseg_ros.inference.outputs import OutputSettings, frame_outputs, label_entries, output_topic
 from vltseg_ros.inference.predictor import SegmentationResult
 
 
@@ -32,10 +38,16 @@ class SegmentationBagWriter:
         storage: "mcap" or "sqlite3".
         image_topic, image_type: the input camera topic and its type.
         label_topic: where labels are written (None: ``<ns>/labels`` when a frame has one).
-        class_set: class names and palette (overlay colors, info class names).
+        class_set: the model's class names and palette (overlay colors, info class names,
+            label_info).
         settings: the threshold the masks were made with, the confidence encoding, the
             overlay's alpha.
         model, checkpoint: reported in every info message ("" checkpoint = random weights).
+        class_map: the class map the results were predicted with (its output classes replace
+            ``class_set``'s), or None.
+
+    The label_info is written once, with the first frame: its classes and threshold are fixed
+    for the writer's life (an offline run changes neither).
     """
 
     def __init__(
@@ -50,6 +62,7 @@ class SegmentationBagWriter:
         settings: OutputSettings,
         model: str,
         checkpoint: str,
+        class_map: BoundClassMap | None = None,
     ) -> None:
         namespace = output_namespace(image_topic)
         self.camera = camera_name(image_topic)
@@ -59,12 +72,17 @@ class SegmentationBagWriter:
         }
         self.image_topic = image_topic
         self.label_topic = label_topic or f"{namespace}/labels"
+        self.label_info_topic = output_topic(namespace, LABEL_INFO_OUTPUT)
         self._info = {"camera": self.camera, "model": model, "checkpoint": checkpoint}
-        self._class_set, self._settings = class_set, settings
+        self._class_set, self._class_map, self._settings = class_set, class_map, settings
+        self._labels = label_entries(class_set, class_map)
+        self._label_info_written = False
+        require_label_info()  # before the bag is created
         self._writer = BagWriter(path, storage)
         self._writer.add_topic(image_topic, image_type)
         for kind, topic in self.topics.items():
             self._writer.add_topic(topic, SEGMENTATION_INFO if kind == "info" else IMAGE)
+        self._writer.add_topic(self.label_info_topic, LABEL_INFO)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -100,12 +118,18 @@ class SegmentationBagWriter:
                 else image_cdr(label, "mono8", stamp, frame_id)
             )
             self._writer.write(self.label_topic, log_time, cdr)
+        if not self._label_info_written:
+            threshold = self._settings.confidence_threshold
+            cdr = label_info_cdr(stamp, frame_id, self._labels, threshold)
+            self._writer.write(self.label_info_topic, log_time, cdr)
+            self._label_info_written = True
         outputs = frame_outputs(
             result,
             frame.image,
             frame.color_order,
             self._settings,
             class_set=self._class_set,
+            class_map=self._class_map,
             with_overlay=True,
             inference_latency=batch_seconds,
             end_to_end_latency=batch_seconds,

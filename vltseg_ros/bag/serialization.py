@@ -15,7 +15,10 @@ from vltseg_ros.bag.typestore import (
     CAMERA_INFO,
     COMPRESSED_IMAGE,
     IMAGE,
+    LABEL_INFO,
     SEGMENTATION_INFO,
+    VISION_CLASS,
+    find_vision_msgs_dir,
     typestore,
 )
 from vltseg_ros.inference.outputs import FrameOutputs
@@ -98,6 +101,29 @@ def segmentation_info_cdr(stamp_ns: int, frame_id: str, fields: dict[str, Any]) 
         header=header(stamp_ns, frame_id), **{**fields, **arrays}
     )
     return bytes(typestore().serialize_cdr(msg, SEGMENTATION_INFO))
+
+
+def label_info_cdr(
+    stamp_ns: int, frame_id: str, classes: list[tuple[int, str]], threshold: float
+) -> bytes:
+    """CDR of a vision_msgs/msg/LabelInfo: ``classes`` as ``(class_id, class_name)`` pairs
+    (``class_id`` a uint16), in the order given, and the confidence ``threshold``.
+
+    Raises:
+        BagError: the vision_msgs definitions are not installed
+            (:func:`vltseg_ros.bag.typestore.find_vision_msgs_dir`).
+    """
+    types = typestore().types
+    if LABEL_INFO not in types:
+        find_vision_msgs_dir()  # raises, naming where it looked
+    class_map = [
+        types[VISION_CLASS](class_id=int(class_id), class_name=str(name))
+        for class_id, name in classes
+    ]
+    msg = types[LABEL_INFO](
+        header=header(stamp_ns, frame_id), class_map=class_map, threshold=float(threshold)
+    )
+    return bytes(typestore().serialize_cdr(msg, LABEL_INFO))
 
 
 def outputs_cdr(outputs: FrameOutputs, stamp_ns: int, frame_id: str) -> dict[str, bytes]:

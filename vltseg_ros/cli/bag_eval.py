@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "iou.png, confusion.png and reliability.png into --out. With anomaly truth "
         "(--anomaly-topic or --anomaly-labels) the report also holds AUROC, average precision "
         "and FPR at 95 % TPR of --anomaly-method and of max probability. With --mask-topic, "
-        "masks already in the bag are scored and no model is loaded.",
+        "masks already in the bag are scored and no model is loaded. With --class-map, "
+        "labels are mapped with the map and masks, confidence, overlays and info are in its "
+        "output classes: IoU and mIoU are per output class.",
     )
     parser.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 directory or file")
     parser.add_argument(
@@ -58,7 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="label files matched to frames by order (sorted relative paths)",
     )
     parser.add_argument(
-        "--mask-topic", help="score the mono8 masks of this topic instead of running a model"
+        "--mask-topic",
+        help="score the mono8 masks of this topic instead of running a model; their class ids "
+        "and names come from the LabelInfo beside them (<ns>/segmentation/label_info) when the "
+        "bag has one; with --class-map the masks must already be in the map's output classes "
+        "(recorded with it): only the labels are mapped",
     )
     anomaly = parser.add_mutually_exclusive_group()
     anomaly.add_argument(
@@ -84,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_options(
         parser,
         OutputSettings,
-        ("confidence_threshold", "confidence_encoding", "anomaly_method"),
+        ("confidence_threshold", "confidence_encoding", "anomaly_method", "class_map"),
     )
     live = parser.add_argument_group(
         "live replay: play the bag into a vltseg_node process and score what it publishes"
@@ -112,12 +118,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate the bag, write the report, print its table; returns 0."""
     require_rosbags()
-    from vltseg_ros.bag.evaluate import (
-        BagEvalOptions,
-        check_inputs,
-        evaluate_bag,
-        score_mask_topic,
-    )
+    from vltseg_ros.bag.evaluate import BagEvalOptions, check_inputs, evaluate_bag
+    from vltseg_ros.bag.score_masks import score_mask_topic
 
     options = BagEvalOptions(
         image_topic=args.image_topic,
@@ -141,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             args.bag,
             segmenter,
             options,
-            checkpoint=str(args.checkpoint or ""),
+            checkpoint=segmenter.checkpoint,
             progress=_progress,
         )
     out = args.out or default_out_dir(args.bag)
@@ -165,11 +167,18 @@ def _run_live(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.class_map:
+        print(
+            "vltseg bag-eval: error: --live does not map the bag's labels with --class-map yet: "
+            "score a --write-bag run's masks with --mask-topic --class-map instead",
+            file=sys.stderr,
+        )
+        return 2
     from vltseg_ros.ros.replay.live import run_live_replay
 
     settings = options_from(args, SegmenterSettings)
     settings.check()
-    if not settings.checkpoint:
+    if not settings.weights:
         warn_random_weights(settings.model or DEFAULT_MODEL)
     out = args.out or default_out_dir(args.bag)
     report = run_live_replay(

@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from vltseg_ros.cli.common import add_model_arguments, add_options, load_segmenter, options_from
+from vltseg_ros.config.class_map import read_class_map
 from vltseg_ros.config.model_config import DEFAULT_MODEL
 from vltseg_ros.data import DATASET_NAMES, SegmentationDataset, build_dataset, parse_dataset_spec
 from vltseg_ros.data.anomaly_sets import (
@@ -50,7 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "conditions). Each --anomaly set is segmented too and its per-pixel anomaly score "
         "(--anomaly-method) and max probability are scored against its anomaly labels (AUROC, "
         "average precision, FPR at 95 % TPR) into anomaly/<set>/report.md and report.json. "
-        "Writes summary.md and summary.json into --out, and prints the summary.",
+        "Writes summary.md and summary.json into --out, and prints the summary. With "
+        "--class-map, labels are mapped with the map and predictions made in its output "
+        "classes: IoU and mIoU are per output class.",
     )
     parser.add_argument(
         "--dataset",
@@ -67,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"{', '.join(ANOMALY_DATASET_NAMES)}), e.g. road_anomaly:/data/RoadAnomaly_jpg; repeat "
         "for several",
     )
-    add_options(parser, OutputSettings, ("anomaly_method",))
+    add_options(parser, OutputSettings, ("anomaly_method", "class_map"))
     parser.add_argument("--split", default="val", help="split to evaluate (default val)")
     parser.add_argument(
         "--conditions",
@@ -97,27 +100,31 @@ def run(args: argparse.Namespace) -> int:
     datasets = open_datasets(args.dataset or [], args.split, args.conditions)
     frames = {spec: frame_counts(dataset, args.limit) for spec, dataset in datasets.items()}
     anomaly_sets = open_anomaly_sets(args.anomaly or [], args.limit)
-    method = options_from(args, OutputSettings).anomaly_method
+    outputs = options_from(args, OutputSettings)
+    class_map = read_class_map(outputs.class_map) if outputs.class_map else None
     segmenter = load_segmenter(args)  # after the data checks: big models take a while
-    checkpoint = str(args.checkpoint or "")
+    checkpoint = segmenter.checkpoint
     reports: dict[str, EvaluationReport] = {}
     anomaly: dict[str, AnomalyReport] = {}
     try:
+        bound = class_map and class_map.bind(segmenter.class_set, outputs.class_map)
+        classes = segmenter.class_set if bound is None else bound.classes
         for spec, dataset in datasets.items():
-            scores = score_dataset(segmenter, dataset, limit=args.limit)
+            scores = score_dataset(segmenter, dataset, limit=args.limit, class_map=bound)
             reports |= domain_reports(
                 scores.matrices,
                 frames[spec],
-                segmenter.class_set.names,
+                classes.names,
                 model=segmenter.config.name,
                 checkpoint=checkpoint,
                 source=f"{spec}, {args.split} split",
                 calibration=scores.calibration_results(),
+                class_map="" if bound is None else bound.describe(),
             )
         for spec, samples in anomaly_sets.items():
             name = samples[0].dataset
             anomaly[name] = evaluate_anomaly_set(
-                segmenter, samples, method, source=spec, checkpoint=checkpoint
+                segmenter, samples, outputs.anomaly_method, source=spec, checkpoint=checkpoint
             )
     finally:
         segmenter.close()

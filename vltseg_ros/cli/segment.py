@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vltseg_ros.cli.common import add_model_arguments, add_options, load_segmenter, options_from
+from vltseg_ros.config.class_map import BoundClassMap, read_class_map
 from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.data.scenes_dataset import HELD_OUT_SEED
 from vltseg_ros.errors import ConfigError, InvalidImageError
@@ -31,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Segment images; for each IMAGE write <stem>_labels.png (uint8 train ids, "
         "255 = below --confidence-threshold), <stem>_confidence.png (uint8, confidence x 255), "
         "<stem>_overlay.png (class colors over the image) and <stem>_anomaly.png (uint8 "
-        "anomaly score, 0 = normal, 255 = most anomalous; rba: [-1, 0] x 255) into --out.",
+        "anomaly score, 0 = normal, 255 = most anomalous; rba: [-1, 0] x 255) into --out. With "
+        "--class-map, labels, confidence and overlay are in the map's output classes.",
     )
     parser.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="image files")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
@@ -41,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also segment a generated 1024x512 street scene (written as synthetic.png)",
     )
     add_options(
-        parser, OutputSettings, ("confidence_threshold", "overlay_alpha", "anomaly_method")
+        parser,
+        OutputSettings,
+        ("confidence_threshold", "overlay_alpha", "anomaly_method", "class_map"),
     )
     add_model_arguments(parser)
     parser.set_defaults(run=run)
@@ -61,11 +65,13 @@ def run(args: argparse.Namespace) -> int:
         inputs.append(args.out / "synthetic.png")
         _write(inputs[-1], image[..., ::-1])
     outputs = options_from(args, OutputSettings)
+    class_map = read_class_map(outputs.class_map) if outputs.class_map else None
     segmenter = load_segmenter(args)
+    bound = class_map and class_map.bind(segmenter.class_set, outputs.class_map)
     failures = 0
     for path, stem in tqdm(list(zip(inputs, _unique_stems(inputs), strict=True)), unit="image"):
         try:
-            _segment_one(segmenter, read_image_file(path), outputs, f"{args.out}/{stem}")
+            _segment_one(segmenter, read_image_file(path), outputs, f"{args.out}/{stem}", bound)
         except InvalidImageError as exc:
             LOG.error("%s; skipped", exc)
             failures += 1
@@ -77,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _segment_one(
-    segmenter: Segmenter, bgr: np.ndarray, settings: OutputSettings, prefix: str
+    segmenter: Segmenter,
+    bgr: np.ndarray,
+    settings: OutputSettings,
+    prefix: str,
+    class_map: BoundClassMap | None = None,
 ) -> None:
     result = segmenter.predict(
         bgr,
@@ -85,9 +95,11 @@ def _segment_one(
         confidence_threshold=settings.confidence_threshold,
         anomaly_method=settings.anomaly_method,
         return_anomaly=True,
+        class_map=class_map,
     )
     rgb = np.ascontiguousarray(bgr[..., ::-1])
-    blended = overlay(rgb, result.labels, segmenter.class_set, alpha=settings.overlay_alpha)
+    classes = segmenter.class_set if class_map is None else class_map.classes
+    blended = overlay(rgb, result.labels, classes, alpha=settings.overlay_alpha)
     _write(Path(f"{prefix}_labels.png"), result.labels)
     _write(Path(f"{prefix}_confidence.png"), confidence_to_uint8(result.confidence))
     _write(Path(f"{prefix}_overlay.png"), blended[..., ::-1])

@@ -10,20 +10,20 @@ A field whose type is itself such a dataclass is a section: its options are name
 ``section.option`` (``pytorch.compile``), and its default instance gives the defaults (so two
 sections of one class can differ); a :func:`section` adds its options without a prefix.
 :func:`option_specs` lists every option of a class (sections expanded); :func:`build` makes an
-instance from option values, checking types, choices and ranges, and reports every invalid
+instance from option values, checking types (with
+:func:`vltseg_ros.config.typed_yaml.coerce`), choices and ranges, and reports every invalid
 option at once. Nothing here imports ROS or torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vltseg_ros.config.typed_yaml import ValueTypeError, coerce
 from vltseg_ros.errors import ConfigError
 
 Number = int | float
@@ -36,26 +36,34 @@ def option(
     choices: Sequence[Any] | None = None,
     range: tuple[Number, Number] | None = None,
     unit: str = "",
+    live: bool = False,
 ) -> Any:
     """A dataclass field that is an option: ``default`` (immutable; lists become tuples) and
     its ``description``; ``choices`` (the only allowed values) or ``range`` (inclusive bounds
-    of a number); ``unit`` for documentation ("s", "Hz")."""
+    of a number); ``unit`` for documentation ("s", "Hz"); ``live``: a running node applies a
+    new value from the next frame on (else the value takes effect when the node is
+    configured)."""
     if isinstance(default, list):
         default = tuple(default)
     if dataclasses.is_dataclass(default):
         kwargs = {"default_factory": lambda: default}
     else:
         kwargs = {"default": default}
-    metadata = {"description": description, "choices": choices, "range": range, "unit": unit}
+    metadata = {
+        "description": description,
+        "choices": choices,
+        "range": range,
+        "unit": unit,
+        "live": live,
+    }
     return dataclasses.field(metadata=metadata, **kwargs)
 
 
-def section(default: Any) -> Any:
+def section(default: Any, *, live: bool = False) -> Any:
     """A field holding a settings dataclass whose options join the enclosing class's names
-    (no ``section.`` prefix)."""
-    return dataclasses.field(
-        default_factory=lambda: default, metadata={"description": "", "flat": True}
-    )
+    (no ``section.`` prefix); ``live``: all of them are live (see :func:`option`)."""
+    metadata = {"description": "", "flat": True, "live": live}
+    return dataclasses.field(default_factory=lambda: default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -64,21 +72,32 @@ class OptionSpec:
 
     Attributes:
         name: dotted name (``onnxruntime.cache_dir``).
-        kind: the value type: bool, int, float, str, or tuple (a list of int or str).
+        hint: the field's type: bool, int, float, str, or a tuple (``tuple[int, int]``,
+            ``tuple[str, ...]``).
         default: the default value.
         description: what it does (a section's description comes first).
         choices: allowed values, or None.
         range: inclusive (low, high) of a number, or None.
         unit: unit of a number, for documentation.
+        live: a running node applies a new value at once (see :func:`option`).
     """
 
     name: str
-    kind: type
+    hint: Any
     default: Any
     description: str
     choices: tuple[Any, ...] | None = None
     range: tuple[Number, Number] | None = None
     unit: str = ""
+    live: bool = False
+
+    def __post_init__(self) -> None:
+        _kind(self.hint)  # an unsupported type fails when the table is made
+
+    @property
+    def kind(self) -> type:
+        """The value type: bool, int, float, str, or tuple (a list of int or str)."""
+        return _kind(self.hint)
 
     @property
     def explained(self) -> str:
@@ -94,21 +113,32 @@ class OptionSpec:
             text += f" Unit: {self.unit}."
         return text
 
-    def check(self, value: Any) -> str | None:
-        """Why ``value`` is not valid for this option, or None."""
-        if not _has_kind(value, self.kind, self.default):
-            return f"{self.name}: {value!r} is not {_kind_name(self.kind, self.default)}"
+    def checked(self, value: Any) -> Any:
+        """``value`` as this option's value: of its type (a tuple from any sequence but a
+        string, a float from an int), one of its choices, within its range.
+
+        Raises:
+            ConfigError: why not, naming the option (``qos.input.depth: 0 is outside [1, 100]``).
+        """
+        try:
+            # strict: option values come typed (rclpy parameters, argparse flags), not as text
+            value = coerce(self.hint, value, self.name, strict=True)
+        except ValueTypeError as exc:
+            raise ConfigError(f"{exc.path}: {exc.value!r} is not {exc.expected}") from None
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)
-            return f"{self.name}: {value!r} is not one of {allowed}"
+            raise ConfigError(f"{self.name}: {value!r} is not one of {allowed}")
         if self.range is not None and not (self.range[0] <= value <= self.range[1]):
-            return f"{self.name}: {value!r} is outside [{self.range[0]}, {self.range[1]}]"
-        return None
+            low, high = self.range
+            raise ConfigError(f"{self.name}: {value!r} is outside [{low}, {high}]")
+        return value
 
 
-def option_specs(cls_or_instance: Any, prefix: str = "", context: str = "") -> list[OptionSpec]:
+def option_specs(
+    cls_or_instance: Any, prefix: str = "", context: str = "", live: bool = False
+) -> list[OptionSpec]:
     """Every option of a settings dataclass (or of an instance: its values are the defaults),
-    in field order, sections expanded."""
+    in field order, sections expanded (an option of a ``live`` section is live)."""
     instance = cls_or_instance if not isinstance(cls_or_instance, type) else cls_or_instance()
     hints = typing.get_type_hints(type(instance))
     specs = []
@@ -119,18 +149,19 @@ def option_specs(cls_or_instance: Any, prefix: str = "", context: str = "") -> l
         description = f"{context} {meta['description']}".strip()
         if dataclasses.is_dataclass(value):
             inner = prefix if meta.get("flat") else f"{prefix}{field.name}."
-            specs.extend(option_specs(value, inner, description))
+            specs.extend(option_specs(value, inner, description, live or meta.get("live", False)))
             continue
         choices = tuple(meta["choices"]) if meta["choices"] is not None else None
         specs.append(
             OptionSpec(
                 f"{prefix}{field.name}",
-                _kind(hints[field.name]),
+                hints[field.name],
                 value,
                 description,
                 choices,
                 meta["range"],
                 meta["unit"],
+                live or meta["live"],
             )
         )
     return specs
@@ -146,9 +177,10 @@ def build(
     """An instance of ``cls`` from dotted option values (missing ones keep their defaults;
     with ``prefix``, every name starts with it).
 
-    Lists are taken as tuples and ints as floats where a float is wanted. Raises
-    :class:`ConfigError` ("invalid <what>: ...") naming every invalid option, after adding
-    ``errors`` (the caller's own findings) to the message; unknown names are errors too.
+    Any sequence but a string (a list; an ``array.array``, as rclpy gives array parameters) is
+    taken as a tuple, an int as a float where a float is wanted (:meth:`OptionSpec.checked`).
+    Raises :class:`ConfigError` ("invalid <what>: ...") naming every invalid option, after
+    adding ``errors`` (the caller's own findings) to the message; unknown names are errors too.
     """
     errors = list(errors or [])
     specs = {spec.name: spec for spec in option_specs(cls, prefix)}
@@ -156,11 +188,10 @@ def build(
     errors.extend(f"{name}: unknown option" for name in unknown)
     checked: dict[str, Any] = {}
     for name, spec in specs.items():
-        value = _normalized(values.get(name, spec.default), spec)
-        problem = spec.check(value)
-        if problem:
-            errors.append(problem)
-        checked[name] = value
+        try:
+            checked[name] = spec.checked(values.get(name, spec.default))
+        except ConfigError as exc:
+            errors.append(str(exc))
     if errors:
         raise ConfigError(f"invalid {what}: " + "; ".join(errors))
     try:
@@ -189,38 +220,8 @@ def _instance(default: Any, values: Mapping[str, Any], prefix: str) -> Any:
 
 
 def _kind(hint: Any) -> type:
-    origin = typing.get_origin(hint)
-    if origin in (tuple, list):
+    if typing.get_origin(hint) is tuple:
         return tuple
-    if origin in (typing.Union, types.UnionType, typing.Literal):
+    if hint not in (bool, int, float, str):
         raise TypeError(f"option type {hint} is not supported: use bool, int, float, str, tuple")
     return hint
-
-
-def _normalized(value: Any, spec: OptionSpec) -> Any:
-    if spec.kind is tuple and isinstance(value, list):
-        return tuple(value)
-    if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-def _has_kind(value: Any, kind: type, default: Any) -> bool:
-    if kind is tuple:
-        items = default[0] if default else None
-        return isinstance(value, tuple) and all(
-            type(item) is type(items) for item in value if items is not None
-        )
-    if kind is float:
-        return isinstance(value, float) and math.isfinite(value)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def _kind_name(kind: type, default: Any) -> str:
-    if kind is tuple:
-        return f"a list of {type(default[0]).__name__}" if default else "a list"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-        kind, kind.__name__
-    )

@@ -3,16 +3,18 @@
 Shared by the model configs (:mod:`vltseg_ros.config.model_config`) and the training run configs
 (:mod:`vltseg_ros.training.run_config`): a key the dataclass does not have, or a value of the
 wrong type, is a :class:`ConfigError` with its dotted path (``head.num_queries must be an
-integer, got 1.5``).
+integer, got 1.5``). :func:`coerce` is the one type check of a field's value: the settings
+tables (:mod:`vltseg_ros.config.options`) check each option with it too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,10 +58,26 @@ def read_mapping_file(
     return parse_mapping(text, str(path))
 
 
+class ValueTypeError(ConfigError):
+    """A value not of its field's type: ``<path> must be <expected>, got <value>``.
+
+    Attributes:
+        path: the value's dotted path.
+        value: the value found.
+        expected: what is wanted, as a phrase ("an integer", "a list of 2 entries").
+    """
+
+    def __init__(self, path: str, value: Any, expected: str) -> None:
+        super().__init__(f"{path} must be {expected}, got {value!r}")
+        self.path, self.value, self.expected = path, value, expected
+
+    def __reduce__(self) -> tuple[type, tuple[str, Any, str]]:
+        """Pickled by its parts (``args`` holds only the message), e.g. across processes."""
+        return type(self), (self.path, self.value, self.expected)
+
+
 def build_dataclass(cls: type, data: Any, path: str = "") -> Any:
-    """Instantiate dataclass ``cls`` from a mapping, converting nested dataclasses, tuples
-    (from lists, or ``"a,b"`` strings for variable-length tuples), numbers (also numeric
-    strings such as YAML's ``1e-4``), ``Literal`` choices and optional fields.
+    """Instantiate dataclass ``cls`` from a mapping, each value converted by :func:`coerce`.
 
     Args:
         cls: the dataclass.
@@ -71,14 +89,14 @@ def build_dataclass(cls: type, data: Any, path: str = "") -> Any:
     """
     where = path or cls.__name__
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where} must be a mapping, got {data!r}")
+        raise ValueTypeError(where, data, "a mapping")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
     prefix = f"{path}." if path else ""
-    kwargs = {key: _coerce(hints[key], value, prefix + key) for key, value in data.items()}
+    kwargs = {key: coerce(hints[key], value, prefix + key) for key, value in data.items()}
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -94,52 +112,73 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def _coerce(hint: Any, value: Any, path: str) -> Any:
+_PLAIN = {bool: "true or false", str: "a string", dict: "a mapping"}
+
+
+def coerce(hint: Any, value: Any, path: str, *, strict: bool = False) -> Any:
+    """``value`` as type ``hint``: a nested dataclass (:func:`build_dataclass`), an optional
+    field, a ``Literal`` choice, a tuple (from any sequence but a string: list, tuple,
+    ``array.array`` as rclpy gives arrays), an int or float (ints widen to floats), a bool,
+    str or dict; other types pass unchecked.
+
+    Args:
+        hint: the type annotation.
+        value: the value.
+        path: its dotted path, for messages.
+        strict: the value comes typed (a node parameter, a command-line flag), not as YAML
+            text: no numeric strings or ``"a,b"`` tuples, no floats for ints, only finite floats.
+
+    Raises:
+        ValueTypeError: ``value`` is not of the type.
+        ConfigError: a nested dataclass's error (:func:`build_dataclass`).
+    """
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        return _coerce(next(a for a in args if a is not type(None)), value, path)
+        return coerce(next(a for a in args if a is not type(None)), value, path, strict=strict)
     if dataclasses.is_dataclass(hint):
         return build_dataclass(hint, value, path)
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"{path} must be one of {list(args)}, got {value!r}")
+            raise ValueTypeError(path, value, f"one of {list(args)}")
         return value
     if origin is tuple:
-        return _tuple(args, value, path)
+        return _tuple(args, value, path, strict)
     if hint in (int, float):
-        return _number(hint, value, path)
-    if hint is bool and not isinstance(value, bool):
-        raise ConfigError(f"{path} must be true or false, got {value!r}")
-    if hint is str and not isinstance(value, str):
-        raise ConfigError(f"{path} must be a string, got {value!r}")
-    if origin is dict and not isinstance(value, dict):
-        raise ConfigError(f"{path} must be a mapping, got {value!r}")
+        return _number(hint, value, path, strict)
+    plain = origin or hint
+    if plain in _PLAIN and not isinstance(value, plain):
+        raise ValueTypeError(path, value, _PLAIN[plain])
     return value
 
 
-def _tuple(args: tuple[Any, ...], value: Any, path: str) -> tuple[Any, ...]:
+def _tuple(args: tuple[Any, ...], value: Any, path: str, strict: bool) -> tuple[Any, ...]:
     variadic = not args or args[-1] is Ellipsis
-    if isinstance(value, str) and variadic:
+    if isinstance(value, str) and variadic and not strict:
         value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{path} must be a list, got {value!r}")
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueTypeError(path, value, "a list")
     if not variadic and len(value) != len(args):
-        raise ConfigError(f"{path} must have {len(args)} entries, got {value!r}")
+        raise ValueTypeError(path, value, f"a list of {len(args)} entries")
     inner = [args[0] if args else Any] * len(value) if variadic else args
-    return tuple(_coerce(a, v, path) for a, v in zip(inner, value, strict=True))
+    return tuple(coerce(a, v, path, strict=strict) for a, v in zip(inner, value, strict=True))
 
 
-def _number(hint: type, value: Any, path: str) -> int | float:
-    """An int or float from a number or a numeric string (YAML 1.1 reads ``1e-4`` as one)."""
-    if isinstance(value, str):
+def _number(hint: type, value: Any, path: str, strict: bool) -> int | float:
+    """An int or float. From YAML text also a numeric string (YAML 1.1 reads ``1e-4`` as one)
+    or an integral float for an int. A strict value is not parsed and must be finite: rclpy and
+    argparse give numbers typed, so a string, a float for an int or a NaN there is the user's
+    mistake (YAML configs keep their looser reading)."""
+    if isinstance(value, str) and not strict:
         try:
             value = float(value)
         except ValueError:
-            raise ConfigError(f"{path} must be a number, got {value!r}") from None
+            raise ValueTypeError(path, value, "a number") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{path} must be a number, got {value!r}")
-    if hint is int and value != int(value):
-        raise ConfigError(f"{path} must be an integer, got {value!r}")
+        raise ValueTypeError(path, value, "a number")
+    if hint is int and isinstance(value, float) and (strict or not value.is_integer()):
+        raise ValueTypeError(path, value, "an integer")
+    if strict and not math.isfinite(value):
+        raise ValueTypeError(path, value, "a finite number")
     return hint(value)

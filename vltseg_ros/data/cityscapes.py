@@ -1,4 +1,4 @@
-"""Cityscapes and ACDC as downloaded (the file-name rules are :mod:`vltseg_ros.bag.frames`').
+"""Cityscapes and ACDC as downloaded (file-name rules: :mod:`vltseg_ros.data.frame_files`).
 
 Cityscapes (``leftImg8bit_trainvaltest.zip`` + ``gtFine_trainvaltest.zip`` unpacked in one
 root)::
@@ -9,7 +9,9 @@ root)::
 
 ``split`` is ``train``, ``val`` or ``test`` (test labels are all "unlabeled": not for metrics).
 ``*_labelTrainIds.png`` (written by cityscapesscripts' ``createTrainIdLabelImgs``) hold train
-ids; ``*_labelIds.png`` are mapped with cityscapesscripts' table. Domain: ``cityscapes``.
+ids; ``*_labelIds.png`` are mapped with cityscapesscripts' table (reading a sample whose
+labelIds file holds a value that is no Cityscapes labelId raises :class:`DatasetError`).
+Domain: ``cityscapes``.
 
 ACDC (``rgb_anon_trainvaltest.zip`` + ``gt_trainval.zip`` unpacked in one root)::
 
@@ -27,9 +29,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from vltseg_ros.bag.frames import FramePair, find_frames
 from vltseg_ros.data.dataset import Sample, require_folder
-from vltseg_ros.errors import BagError, DatasetError
+from vltseg_ros.data.frame_files import FramePair, find_frames
+from vltseg_ros.errors import DatasetError
 
 CITYSCAPES_LAYOUT = (
     "<root>/leftImg8bit/<split>/<city>/*_leftImg8bit.png with "
@@ -83,10 +85,7 @@ def acdc_samples(root: Path, split: str, conditions: Sequence[str] | None = None
 
 
 def _paired(images: Path, labels: Path, domain: str, image_tag: str, gt_tag: str) -> list[Sample]:
-    try:
-        pairs = find_frames(images, labels)
-    except BagError as exc:
-        raise DatasetError(str(exc)) from exc
+    pairs = find_frames(images, labels)
     missing = [pair.image for pair in pairs if pair.label is None]
     if missing:
         expected = _expected_label(missing[0], image_tag, gt_tag)

@@ -25,17 +25,19 @@ from typing import Any, Literal
 import numpy as np
 from torch.utils.data import Dataset
 
-from vltseg_ros.bag.frames import read_image, read_label
+from vltseg_ros.data.frame_files import read_image, read_label
 from vltseg_ros.data.label_maps import apply_lut, cityscapes_lut, mapillary_lut, synthia_lut
-from vltseg_ros.errors import BagError, DatasetError, InvalidImageError
+from vltseg_ros.errors import DatasetError, InvalidImageError
 from vltseg_ros.io.image_files import read_image_file
 
 _log = logging.getLogger(__name__)
 
-LabelFormat = Literal["train", "cityscapes", "mapillary", "synthia"]
+LabelFormat = Literal["train", "cityscapes", "gta5", "mapillary", "synthia"]
 """How a label file encodes classes: ``train`` 8-bit train ids (255 = ignore); ``cityscapes``
-8-bit Cityscapes labelIds; ``mapillary`` 8-bit (palette) Mapillary v1.2 ids; ``synthia`` 16-bit
-PNG with the SYNTHIA class id in its first (R) channel."""
+8-bit Cityscapes labelIds (a value that is no labelId is an error); ``gta5`` 8-bit (palette)
+Cityscapes labelIds where any other value is ignored, as the reference's GTA5 converter does;
+``mapillary`` 8-bit (palette) Mapillary v1.2 ids; ``synthia`` 16-bit PNG with the SYNTHIA class
+id in its first (R) channel."""
 
 Transform = Callable[[np.ndarray, np.ndarray, int], tuple[Any, Any]]
 """``transform(image, labels, key) -> (image, labels)``: (H, W, 3) uint8 RGB and (H, W) uint8
@@ -43,7 +45,7 @@ train ids in, whatever the model takes out; ``key`` is an int draw key for its r
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _LUTS: dict[str, Callable[[], np.ndarray]] = {
-    "cityscapes": cityscapes_lut,
+    "gta5": cityscapes_lut,
     "mapillary": mapillary_lut,
     "synthia": synthia_lut,
 }
@@ -116,10 +118,7 @@ def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         DatasetError: a file is missing or unreadable, or the label's size is not the image's.
     """
-    try:
-        image = read_image(sample.image)
-    except BagError as exc:
-        raise DatasetError(str(exc)) from exc
+    image = read_image(sample.image)
     labels = read_label_file(sample.label, sample.label_format)
     if labels.shape != image.shape[:2]:
         raise DatasetError(
@@ -136,15 +135,10 @@ def read_label_file(path: Path, label_format: LabelFormat = "train") -> np.ndarr
         DatasetError: the file is missing, unreadable or not a single-channel 8-bit PNG
             (16-bit for ``synthia``), or holds ids its format does not have.
     """
-    if label_format == "synthia":
-        raw = _read_synthia(path)
-    else:
-        try:
-            raw = read_label(path, "train")  # 8-bit grey or palette indices, as stored
-        except BagError as exc:
-            raise DatasetError(str(exc)) from exc
-    if label_format == "train":
-        return raw
+    if label_format in ("train", "cityscapes"):
+        return read_label(path, label_format)
+    # 8-bit grey or palette indices as stored, or SYNTHIA's 16-bit class ids
+    raw = _read_synthia(path) if label_format == "synthia" else read_label(path, "train")
     return apply_lut(raw, _LUTS[label_format](), source=f"label {path}")
 
 

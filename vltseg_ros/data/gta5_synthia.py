@@ -6,7 +6,8 @@ GTA5 ("Playing for Data": ``01_images.zip`` ... ``10_labels.zip`` unpacked in on
     <root>/labels/<id>_labelTrainIds.png   (preferred: train ids, e.g. from the reference's
                                             tools/dataset_converters/gta.py)
     <root>/labels/<id>.png                 (else: Cityscapes labelIds as palette indices, mapped
-                                            with cityscapesscripts' table)
+                                            with cityscapesscripts' table; other values are
+                                            ignored, as by the reference's gta.py)
 
 SYNTHIA-RAND-CITYSCAPES (``SYNTHIA_RAND_CITYSCAPES.rar`` unpacked; the root holds ``RGB``)::
 
@@ -51,7 +52,7 @@ def gta5_samples(root: Path, split: str = "all") -> list[Sample]:
     images_dir = require_folder(root / "images", GTA5_LAYOUT)
     labels_dir = require_folder(root / "labels", GTA5_LAYOUT)
     images = select_split(list_images(images_dir, (".png",)), root, split, "GTA5")
-    return pair_samples(images, _candidates(images_dir, labels_dir, "cityscapes"), "gta5")
+    return pair_samples(images, _candidates(images_dir, labels_dir, "gta5"), "gta5")
 
 
 def synthia_samples(root: Path, split: str = "all") -> list[Sample]:

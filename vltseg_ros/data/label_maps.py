@@ -2,6 +2,10 @@
 
 Every table is a numpy uint8 lookup table (LUT) indexed by the raw id; ids a table does not name
 map to :data:`IGNORE_INDEX`. Apply one with :func:`apply_lut` (``lut[raw]``, vectorised).
+Cityscapes / ACDC ``labelIds`` files go through :func:`cityscapes_to_train_ids` instead, the one
+conversion of Cityscapes labelIds (the data set readers and the bag tools): a value that is no
+Cityscapes labelId is an error there, not "ignore" (a train-id map or another data set's labels
+given as labelIds would otherwise be scored silently as mostly ignored pixels).
 
 Cityscapes train ids: 0 road, 1 sidewalk, 2 building, 3 wall, 4 fence, 5 pole, 6 traffic light,
 7 traffic sign, 8 vegetation, 9 terrain, 10 sky, 11 person, 12 rider, 13 car, 14 truck, 15 bus,
@@ -11,7 +15,8 @@ Sources (the tables the VLTSeg reference's data preparation uses, so that accura
 
 - Cityscapes / ACDC / GTA5 ``labelIds``: cityscapesscripts' ``helpers.labels`` table (GTA5
   labels use Cityscapes label ids; the reference's ``tools/dataset_converters/gta.py``, from
-  DAFormer, maps the same 19 ids).
+  DAFormer, maps the same 19 ids and ignores every other value, so GTA5 labels are mapped with
+  :func:`cityscapes_lut` alone, without the check of :func:`cityscapes_to_train_ids`).
 - SYNTHIA-RAND-CITYSCAPES: :data:`SYNTHIA_TO_TRAIN_ID`, the README of SYNTHIA-RAND-CITYSCAPES as
   mapped by the reference's ``tools/dataset_converters/synthia.py`` (from DAFormer).
 - Mapillary Vistas v1.2: :data:`MAPILLARY_V12_TO_TRAIN_ID`, the reference's
@@ -94,12 +99,46 @@ All other v1.2 classes are ignored, among them 7 bike-lane, 8 crosswalk-plain, 1
 def cityscapes_lut() -> np.ndarray:
     """(256,) uint8 LUT: Cityscapes labelId -> train id, from cityscapesscripts' label table.
 
-    Ids outside the table and classes the benchmark ignores (e.g. 0 unlabeled, 9 parking,
-    license plate) map to 255.
+    Classes the benchmark ignores (e.g. 0 unlabeled, 9 parking) and ids outside the table map
+    to 255; :func:`cityscapes_to_train_ids` refuses the latter.
 
     Raises:
         DatasetError: cityscapesscripts is not installed.
     """
+    return _cityscapes_tables()[0]
+
+
+def cityscapes_to_train_ids(label_ids: np.ndarray, source: object = "label") -> np.ndarray:
+    """(H, W) uint8 Cityscapes labelIds -> (H, W) uint8 train ids (ignored classes -> 255).
+
+    The labelIds are those of cityscapesscripts' table that an image can hold, 0-33 (license
+    plate, id -1, is never drawn into labelIds images); any other value (e.g. 40, or 255) is
+    refused: the file is most likely a train-id map or another data set's labels.
+
+    Args:
+        label_ids: (H, W) unsigned integer array of labelIds.
+        source: what the array is, for messages (e.g. ``"label <path>"``).
+
+    Raises:
+        DatasetError: cityscapesscripts is not installed, ``label_ids`` is not an integer
+            array, or it holds values that are no Cityscapes labelIds (the message names
+            ``source`` and up to 10 of them).
+    """
+    lut, known = _cityscapes_tables()
+    train_ids = apply_lut(label_ids, lut, source)  # checks the dtype and the 0-255 range
+    if not known[label_ids].all():
+        unknown = np.unique(label_ids[~known[label_ids]])
+        raise DatasetError(
+            f"{source} holds values {unknown.tolist()[:10]} that are not Cityscapes labelIds "
+            "(0-33): is it a train-id map (name it *_labelTrainIds.png) or another data "
+            "set's labels?"
+        )
+    return train_ids
+
+
+@cache
+def _cityscapes_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(256,) uint8 labelId -> train id LUT and (256,) bool "is a labelId" mask."""
     try:
         from cityscapesscripts.helpers.labels import labels
     except ImportError as exc:
@@ -107,12 +146,16 @@ def cityscapes_lut() -> np.ndarray:
             "converting Cityscapes labelIds needs cityscapesScripts (pip install "
             "cityscapesScripts), or use *_labelTrainIds.png label files"
         ) from exc
+    ids = [entry.id for entry in labels if 0 <= entry.id < 256]
     table = {
         entry.id: entry.trainId
         for entry in labels
         if 0 <= entry.id < 256 and 0 <= entry.trainId < IGNORE_INDEX
     }
-    return lut_from_mapping(table, 256)
+    known = np.zeros(256, dtype=bool)
+    known[ids] = True
+    known.flags.writeable = False
+    return lut_from_mapping(table, 256), known
 
 
 @cache

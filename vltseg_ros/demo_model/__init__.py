@@ -27,7 +27,9 @@ Made with (repository root; 12-19 minutes of training on that machine)::
 It knows only flat generated scenes: it FAILS ON REAL FRAMES (camera images of real streets),
 and says nothing about VLTSeg's accuracy or domain generalization. The file is the trainer's
 ordinary checkpoint (its architecture in its metadata): ``vltseg segment IMG --checkpoint
-DEMO_CHECKPOINT`` and the node's ``checkpoint`` parameter load it without a model name.
+DEMO_CHECKPOINT`` and the node's ``checkpoint`` parameter load it without a model name, and its
+name alone loads these weights everywhere (``Segmenter.load(model="synthetic-scenes-demo")``,
+``--model synthetic-scenes-demo``, ``-p model:=synthetic-scenes-demo``).
 """
 
 from __future__ import annotations
@@ -40,4 +42,11 @@ DEMO_MODEL_NAME = "synthetic-scenes-demo"
 DEMO_CHECKPOINT: Path = Path(__file__).resolve().parent / f"{DEMO_MODEL_NAME}.safetensors"
 """The demo model's ``.safetensors`` checkpoint, installed with the package."""
 
-__all__ = ["DEMO_CHECKPOINT", "DEMO_MODEL_NAME"]
+__all__ = ["DEMO_CHECKPOINT", "DEMO_MODEL_NAME", "shipped_checkpoint"]
+
+
+def shipped_checkpoint(model: object) -> Path | None:
+    """The weights shipped with the package for a built-in model name (``model`` as given to
+    :meth:`~vltseg_ros.inference.predictor.Segmenter.load`), or None: only the demo model has
+    shipped weights; every other name is an architecture without weights."""
+    return DEMO_CHECKPOINT if model == DEMO_MODEL_NAME else None

@@ -6,7 +6,9 @@ the labels are scored with :class:`ConfusionMatrix` (cityscapesscripts' conventi
 winning-class probability with :class:`CalibrationAccumulator` (ECE, 15 bins; pixels with a
 label, correct = predicted class equals the label). Frames are grouped by their ``domain``
 (``"cityscapes"``, ``"acdc/fog"``, ...); a domain with a ``/`` also counts towards its group
-(``"acdc"``: the sum of the ACDC conditions evaluated).
+(``"acdc"``: the sum of the ACDC conditions evaluated). With a class map, predictions are made
+in its output classes and the labels mapped with its lookup table, so the matrices, IoU and
+mIoU are over the output classes.
 
 :func:`score_dataset` gives the confusion matrices and calibration statistics
 (:func:`evaluate_dataset`: the matrices only); :func:`domain_reports` turns them into one
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from vltseg_ros.config.class_map import BoundClassMap
 from vltseg_ros.data.dataset import SegmentationDataset
 from vltseg_ros.errors import ConfigError, DatasetError
 from vltseg_ros.evaluation.calibration import CalibrationAccumulator, CalibrationResult
@@ -101,6 +104,7 @@ def score_dataset(
     *,
     progress: bool = True,
     limit: int | None = None,
+    class_map: BoundClassMap | None = None,
 ) -> DatasetScores:
     """Segment the data set's frames and score them per domain (as many frames per engine
     call as fill the segmenter's ``batch_size`` network inputs).
@@ -111,9 +115,13 @@ def score_dataset(
             (H, W) uint8 train-id ``labels`` with 255 = ignore, ``domain``).
         progress: show a tqdm progress bar.
         limit: evaluate only the first ``limit`` frames of each domain (quick checks).
+        class_map: score in its output classes (bound to the segmenter's classes): labels
+            mapped with its lookup table (255 stays 255, unmapped classes go to its default
+            or 255), predictions made with it (merged confidence).
 
     Returns:
-        Per domain the confusion matrix (``segmenter.class_set`` classes) and the calibration
+        Per domain the confusion matrix (``segmenter.class_set`` classes, or the class map's
+        output classes) and the calibration
         statistics of ``result.confidence`` (tempered by the checkpoint's calibration, if any),
         sorted by domain, with one group entry per domain prefix (``"acdc"`` = sum of the
         ``"acdc/<condition>"`` entries). Predictions are compared at the label file's
@@ -130,24 +138,27 @@ def score_dataset(
             "a transform"
         )
     indices = selected_indices(dataset, limit)
-    class_set = segmenter.class_set
+    class_set = segmenter.class_set if class_map is None else class_map.classes
     matrices: dict[str, ConfusionMatrix] = {}
     calibration: dict[str, CalibrationAccumulator] = {}
     items = (dataset[index] for index in indices)
     stream = ((item, item["image"], "rgb", item["labels"].shape) for item in items)
+    options = {} if class_map is None else {"class_map": class_map}
     with tqdm(total=len(indices), unit="frame", desc=dataset.name, disable=not progress) as bar:
-        for batch, results, _ in segmenter.predict_stream(stream):
+        for batch, results, _ in segmenter.predict_stream(stream, **options):
             for item, result in zip(batch, results, strict=True):
                 domain = item["domain"]
                 matrix = matrices.setdefault(
                     domain, ConfusionMatrix(class_set.num_classes, class_set.ignore_index)
                 )
                 try:
-                    matrix.update(result.labels, item["labels"])
+                    labels = item["labels"]
+                    labels = labels if class_map is None else class_map.map_labels(labels)
+                    matrix.update(result.labels, labels)
                 except ValueError as exc:
                     raise DatasetError(f"{dataset.name} frame {item['name']}: {exc}") from exc
                 accumulator = calibration.setdefault(domain, CalibrationAccumulator())
-                add_calibration(accumulator, result, item["labels"], class_set.ignore_index)
+                add_calibration(accumulator, result, labels, class_set.ignore_index)
             bar.update(len(batch))
     scores = DatasetScores(with_groups(matrices), with_groups(calibration))
     for domain, matrix in scores.matrices.items():
@@ -229,6 +240,7 @@ def domain_reports(
     checkpoint: str = "",
     source: str = "",
     calibration: Mapping[str, CalibrationResult | None] | None = None,
+    class_map: str = "",
 ) -> dict[str, EvaluationReport]:
     """One report per domain of :func:`score_dataset`'s matrices.
 
@@ -241,6 +253,8 @@ def domain_reports(
             report's source is ``"<domain> (<source>)"``.
         calibration: domain -> ECE and reliability bins
             (:meth:`DatasetScores.calibration_results`); a domain absent or None has none.
+        class_map: the class map the matrices are over (:meth:`BoundClassMap.describe`; ""
+            = the model's classes).
     """
     calibration = calibration or {}
     return {
@@ -252,6 +266,7 @@ def domain_reports(
             model=model,
             checkpoint=checkpoint,
             calibration=calibration.get(domain),
+            class_map=class_map,
         )
         for domain, matrix in matrices.items()
     }
@@ -262,7 +277,8 @@ def summary_dict(
 ) -> dict[str, Any]:
     """All domains and anomaly sets side by side, JSON-ready (NaN -> None, values in [0, 1]).
 
-    Keys: model, checkpoint, random_weights, classes, domains (domain -> source, frames,
+    Keys: model, checkpoint, random_weights, class_map (None: the model's classes), classes,
+    domains (domain -> source, frames,
     pixels, miou, pixel_accuracy, iou (class -> IoU), ece, report: its report.json path
     relative to the evaluation folder), anomaly (set -> source, frames, pixels,
     anomaly_pixels, method, auroc, average_precision, fpr_at_95_tpr of the method, metrics
@@ -286,6 +302,7 @@ def summary_dict(
         "model": first.model if first else "",
         "checkpoint": first.checkpoint if first else "",
         "random_weights": not first.checkpoint if first else True,
+        "class_map": _class_map(reports) or None,
         "classes": list(next(iter(reports.values())).names) if reports else [],
         "domains": domains,
         "anomaly": anomaly_sets,
@@ -305,8 +322,10 @@ def summary_markdown(
         return "\n".join([*lines, "No domain was evaluated.", ""])
     if not first.checkpoint:
         lines += [f"> **WARNING: no checkpoint, {RANDOM_WEIGHTS_NOTE}.**", ""]
+    mapped = f"; class map: {_class_map(reports)}" if _class_map(reports) else ""
     lines += [
-        f"model: {first.model or '-'}; checkpoint: {first.checkpoint or 'none (random weights)'}",
+        f"model: {first.model or '-'}; checkpoint: {first.checkpoint or 'none (random weights)'}"
+        + mapped,
         "",
     ]
     if reports:
@@ -373,6 +392,10 @@ def _anomaly_table(anomaly: Mapping[str, AnomalyReport]) -> list[str]:
             f"{' | '.join(values)} |"
         )
     return [*lines, "", ANOMALY_NOTE, ""]
+
+
+def _class_map(reports: Mapping[str, EvaluationReport]) -> str:
+    return next(iter(reports.values())).class_map if reports else ""
 
 
 def _first(

@@ -15,6 +15,23 @@ from __future__ import annotations
 import numpy as np
 
 
+def check_classes(num_classes: int, ignore_index: int) -> None:
+    """Validate a label space: train ids 0 .. ``num_classes`` - 1 plus ``ignore_index``.
+
+    Shared by the metrics and the training targets (:mod:`vltseg_ros.training.targets`).
+
+    Raises:
+        ValueError: ``num_classes`` < 1, or ``ignore_index`` is a class id.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if 0 <= ignore_index < num_classes:
+        raise ValueError(
+            f"ignore_index {ignore_index} is a class id (num_classes {num_classes}); "
+            "use a value outside the classes such as 255"
+        )
+
+
 class ConfusionMatrix:
     """Accumulates (target class, predicted class) pixel counts over frames.
 
@@ -28,13 +45,7 @@ class ConfusionMatrix:
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        if 0 <= ignore_index < num_classes:
-            raise ValueError(
-                f"ignore_index {ignore_index} is a class id (num_classes {num_classes}); "
-                "use a value >= num_classes such as 255"
-            )
+        check_classes(num_classes, ignore_index)
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = np.zeros((num_classes, num_classes + 1), dtype=np.int64)

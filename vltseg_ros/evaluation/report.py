@@ -91,6 +91,9 @@ class EvaluationReport:
         calibration: reliability of the winning-class probability on the scored pixels (ECE,
             15 bins), or None when not measured (no confidence, no labelled pixel).
         anomaly: anomaly detection against anomaly truth, or None when there was none.
+        class_map: the class map whose output classes were scored (labels and predictions
+            mapped), e.g. ``traversability (config/class_maps/traversability.yaml)``; "" =
+            the model's classes.
     """
 
     class_names: tuple[str, ...]
@@ -103,6 +106,7 @@ class EvaluationReport:
     checkpoint: str = ""
     calibration: CalibrationResult | None = None
     anomaly: AnomalyReport | None = None
+    class_map: str = ""
 
     @property
     def ece(self) -> float:
@@ -132,7 +136,8 @@ class EvaluationReport:
     def to_dict(self) -> dict:
         """JSON-ready summary; NaN (class absent, nothing scored) becomes None.
 
-        Keys: model, checkpoint, random_weights, source, frames, dropped_frames, pixels,
+        Keys: model, checkpoint, random_weights, source, frames, class_map (None: the model's
+        classes), dropped_frames, pixels,
         miou, pixel_accuracy, iou (class name -> IoU in [0, 1]), latency_ms (count, mean, p50,
         p95, max), confusion (columns: class names + "unlabeled"; matrix: pixel counts, rows =
         target classes), ece (in [0, 1]), calibration (:meth:`CalibrationResult.to_dict`: ece,
@@ -142,6 +147,7 @@ class EvaluationReport:
         names = self.names
         return {
             **_provenance(self),
+            "class_map": self.class_map or None,
             "dropped_frames": self.dropped_frames,
             "pixels": self.confusion.pixels,
             "miou": _finite(self.confusion.miou()),
@@ -174,6 +180,7 @@ def markdown_table(report: EvaluationReport) -> str:
         ("source", report.source or "-"),
         ("model", report.model or "-"),
         ("checkpoint", report.checkpoint or "none (random weights)"),
+        *([("class map", report.class_map)] if report.class_map else []),
         ("frames scored", str(report.frames)),
         ("pixels scored", str(report.confusion.pixels)),
     ]

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import cv2
 import numpy as np
 
+from vltseg_ros.config.class_map import BoundClassMap, load_class_map
 from vltseg_ros.config.model_config import ClassSetConfig
 from vltseg_ros.config.options import option
+from vltseg_ros.errors import ConfigError
 from vltseg_ros.inference.scores import ANOMALY_METHODS, DEFAULT_THRESHOLDS
 from vltseg_ros.inference.visualize import confidence_to_uint8, overlay
 
@@ -28,9 +30,29 @@ MASK_ENCODING, OVERLAY_ENCODING, ANOMALY_ENCODING = "mono8", "rgb8", "32FC1"
 CONFIDENCE_ENCODINGS = ("32FC1", "mono8")
 
 
+LABEL_INFO = "label_info"
+"""The per-camera topic of the class ids and names (vision_msgs/LabelInfo), published once and
+again when they or the confidence threshold change, not per frame."""
+UNLABELED = "unlabeled"
+"""LabelInfo's name of mask value 255 (below the threshold, or a class the class map drops)."""
+
+
 def output_topic(camera: str, output: str) -> str:
     """``<camera>/segmentation/<output>`` (``camera`` may be a namespace, e.g. ``/front``)."""
     return f"{camera.rstrip('/')}/segmentation/{output}"
+
+
+def label_entries(
+    class_set: ClassSetConfig, class_map: BoundClassMap | None = None
+) -> list[tuple[int, str]]:
+    """(mask value, class name) of every class a mask can hold, then (255, "unlabeled"): the
+    class map of a vision_msgs/LabelInfo. ``class_set``: the model's; with ``class_map``, its
+    declared output classes (no placeholders of unused ids)."""
+    if class_map is not None:
+        entries = list(class_map.labels())
+    else:
+        entries = list(enumerate(class_set.names))
+    return [*entries, (class_set.ignore_index, UNLABELED)]
 
 
 @dataclass(frozen=True)
@@ -75,10 +97,26 @@ class OutputSettings:
         "domain-shift monitor). -0.5 suits rba; 0.5 max_probability and entropy.",
         range=(-1000.0, 1000.0),
     )
+    class_map: str = option(
+        "",
+        "Class map file (YAML): the output classes (ids, names, colors) that masks, "
+        "confidence, overlay and info use, each merging model classes (confidence = the sum "
+        "of its members' probabilities). Empty = the model's own classes. Examples: "
+        "config/class_maps/.",
+    )
 
-    def predict_options(self) -> dict[str, Any]:
-        """Keyword arguments of :meth:`Segmenter.predict_frames` (with the summary)."""
-        return {
+    def load_class_map(self, model_classes: ClassSetConfig) -> BoundClassMap | None:
+        """The ``class_map`` file bound to the model's classes; None when not set.
+
+        Raises:
+            ConfigError: a missing or bad file, or members that are no model class.
+        """
+        return load_class_map(self.class_map, model_classes) if self.class_map else None
+
+    def predict_options(self, class_map: BoundClassMap | None = None) -> dict[str, Any]:
+        """Keyword arguments of :meth:`Segmenter.predict_frames` (with the summary; with
+        ``class_map`` from :meth:`load_class_map` when one is given)."""
+        options = {
             "confidence_threshold": self.confidence_threshold,
             "output_size": "model" if self.output_resolution == "model" else None,
             "resize": self.upsample,
@@ -86,6 +124,7 @@ class OutputSettings:
             "anomaly_method": self.anomaly_method,
             "anomaly_threshold": self.anomaly_threshold,
         }
+        return options if class_map is None else {**options, "class_map": class_map}
 
 
 @dataclass(frozen=True)
@@ -131,11 +170,13 @@ def frame_outputs(
     with_overlay: bool,
     with_anomaly: bool = True,
     shift_score: float = -1.0,
+    class_map: BoundClassMap | None = None,
     **info: Any,
 ) -> FrameOutputs:
     """The outputs of ``result`` (with its summary) for the (H, W, 3) uint8 ``image`` in
     ``color_order`` it came from; with ``with_anomaly``, the anomaly image is the result's
-    (when it has one).
+    (when it has one). ``class_set``: the model's; with ``class_map`` (the one the result was
+    predicted with) its output classes give the overlay colors and class names instead.
 
     ``shift_score``: the frame's domain-shift score (:mod:`.domain_shift`), -1 when
     there is no calibration to compare with. ``info`` gives the other info fields the result
@@ -143,6 +184,13 @@ def frame_outputs(
     batch_frames.
     """
     summary = result.summary
+    if class_map is not None:
+        class_set = class_map.classes
+    if len(summary.class_fraction) != class_set.num_classes:
+        raise ConfigError(
+            f"the result has {len(summary.class_fraction)} classes but class set "
+            f"{class_set.name!r} {class_set.num_classes}: predict with the class map it shows"
+        )
     height, width = result.labels.shape
     confidence = result.confidence
     if settings.confidence_encoding == "mono8":

@@ -7,7 +7,9 @@ them by their per-pixel sum (tempered by the checkpoint's calibration temperatur
 winning class's share) is a probability a driving stack can threshold. The transformation is
 per pixel and monotonic, so the argmax (and hence the labels) equals the reference's. The
 anomaly score is computed from the raw scores, before that normalization
-(:mod:`vltseg_ros.inference.scores`).
+(:mod:`vltseg_ros.inference.scores`). With a class map the labels, confidence, scores and
+summary are the output classes' (:func:`vltseg_ros.inference.scores.merge_probabilities`);
+the anomaly score is not affected.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vltseg_ros.config.class_map import BoundClassMap
 from vltseg_ros.config.model_config import (
     DEFAULT_MODEL,
     ClassSetConfig,
     InferenceConfig,
     ModelConfig,
 )
+from vltseg_ros.demo_model import shipped_checkpoint
 from vltseg_ros.engines import (
     Backend,
     Engine,
@@ -50,6 +54,7 @@ from vltseg_ros.inference.scores import (
     anomaly_score,
     apply_temperature,
     check_method,
+    merge_probabilities,
 )
 from vltseg_ros.inference.summary import ResultSummary
 from vltseg_ros.inference.summary import summarize as summarize_result
@@ -67,11 +72,12 @@ class SegmentationResult:
     """Per-pixel result for one frame, at the requested output size (H, W).
 
     Attributes:
-        labels: (H, W) uint8 class train ids; ``ignore_index`` (255) where the confidence is
-            below the threshold.
-        confidence: (H, W) float32 in [0, 1], the winning class's normalized score.
-        scores: (C, H, W) float32 per-class scores summing to 1 per pixel, or None unless
-            requested.
+        labels: (H, W) uint8 class train ids (with a class map: output ids); ``ignore_index``
+            (255) where the confidence is below the threshold (or the class is unmapped).
+        confidence: (H, W) float32 in [0, 1], the winning class's normalized score (with a
+            class map: the summed probability of its output class's members).
+        scores: (C, H, W) float32 per-class scores summing to 1 per pixel (with a class map:
+            (K, H, W), the output classes' merged probabilities), or None unless requested.
         summary: per-class pixel shares and mean confidences of ``labels`` (and the share of
             anomalous pixels), or None unless requested (computed on the device before the
             copy to the host).
@@ -116,6 +122,8 @@ class Segmenter:
             engine's. It is halved (for good) after the GPU runs out of memory.
         random_weights: True when the model was not loaded from a checkpoint (its output is
             meaningless; callers should say so).
+        checkpoint: the file the weights came from ("" when not known or random), for reports
+            and the node's info messages.
 
     Attributes:
         temperature: the calibration temperature applied to the class probabilities: the
@@ -129,6 +137,7 @@ class Segmenter:
         inference: InferenceConfig | None = None,
         batch_size: int | None = None,
         random_weights: bool = False,
+        checkpoint: str = "",
     ) -> None:
         if not isinstance(engine, Engine):
             raise TypeError(
@@ -146,6 +155,7 @@ class Segmenter:
         self.engine = engine
         self.batch_size = batch_size
         self.random_weights = random_weights
+        self.checkpoint = checkpoint
         self.inference = inference or engine.config.inference
         calibration = engine.config.calibration
         self.temperature = 1.0 if calibration is None else calibration.temperature
@@ -168,8 +178,9 @@ class Segmenter:
         With a checkpoint the weights (and, for ``.safetensors``, the architecture) come from
         it; ``model`` then only needs to be given for ``.pt`` state dicts. A ``.onnx``
         checkpoint runs on ONNX Runtime (``backend`` None or ``"onnxruntime"``; the file
-        carries its architecture). With neither, the model is :data:`DEFAULT_MODEL`. Without
-        a checkpoint the model has random weights (logged; ``random_weights`` is set).
+        carries its architecture). With neither, the model is :data:`DEFAULT_MODEL`. The name
+        of a model shipped with weights (``synthetic-scenes-demo``) loads those weights; without
+        a checkpoint any other model has random weights (logged; ``random_weights`` is set).
         ``options`` are the backend's (:class:`TorchOptions` / :class:`OnnxRuntimeOptions`);
         ``batch_size`` is also the engine's (the compiled PyTorch batch, the TensorRT
         profile's largest); a static-batch ONNX model lowers it to its own batch.
@@ -180,6 +191,8 @@ class Segmenter:
         """
         if model is None and checkpoint is None:
             model = DEFAULT_MODEL
+        if checkpoint is None and shipped_checkpoint(model) is not None:
+            checkpoint, model = shipped_checkpoint(model), None
         engine = create_engine(
             resolve_backend(backend, checkpoint),
             model=model,
@@ -199,6 +212,7 @@ class Segmenter:
             inference=inference,
             batch_size=min(batch_size, engine.batch_size or batch_size),
             random_weights=checkpoint is None,
+            checkpoint=str(checkpoint or ""),
         )
 
     @property
@@ -323,6 +337,7 @@ class Segmenter:
         anomaly_method: AnomalyMethod | None = None,
         anomaly_threshold: float = 0.0,
         return_anomaly: bool = False,
+        class_map: BoundClassMap | None = None,
     ) -> list[SegmentationResult]:
         """Segment prepared frames, their network inputs in batches of ``batch_size``.
 
@@ -342,9 +357,13 @@ class Segmenter:
                 ``summarize``, the summary's ``anomaly_fraction`` is the share of pixels whose
                 score exceeds ``anomaly_threshold``, counted at the model's resolution.
             return_anomaly: also return the (H, W) anomaly score (needs ``anomaly_method``).
+            class_map: give labels, confidence, scores and summary in its output classes
+                (bound to this model's class set); the threshold applies to the merged
+                confidence.
 
         Raises:
-            ConfigError: an option is out of range.
+            ConfigError: an option is out of range, or the class map was bound to other
+                classes.
             EngineError: the engine failed (:class:`EngineOutOfMemoryError` when even the
                 smaller retry ran out of memory).
         """
@@ -358,6 +377,11 @@ class Segmenter:
             check_method(anomaly_method)
         elif return_anomaly:
             raise ConfigError("return_anomaly needs an anomaly_method")
+        if class_map is not None and class_map.model_classes.names != self.class_set.names:
+            raise ConfigError(
+                f"class map {class_map.describe()} was bound to class set "
+                f"{class_map.model_classes.name!r}, not to this model's {self.class_set.name!r}"
+            )
         with torch.inference_mode():
             canvases = self._run([frame.tiling for frame in frames])
             results = []
@@ -377,6 +401,7 @@ class Segmenter:
                         anomaly_method=anomaly_method,
                         anomaly_threshold=anomaly_threshold,
                         return_anomaly=return_anomaly,
+                        class_map=class_map,
                     )
                 )
             return results
@@ -471,6 +496,7 @@ def scores_to_result(
     anomaly_method: AnomalyMethod | None = None,
     anomaly_threshold: float = 0.0,
     return_anomaly: bool = False,
+    class_map: BoundClassMap | None = None,
 ) -> SegmentationResult:
     """Raw non-negative class scores -> normalized scores, confidence, labels and anomaly.
 
@@ -486,6 +512,8 @@ def scores_to_result(
         anomaly_method: the per-pixel anomaly score to compute from the raw scores (None:
             none); ``anomaly_threshold``: the score above which the summary counts a pixel as
             anomalous; ``return_anomaly``: keep the (H, W) score in the result.
+        class_map: labels, confidence, scores and summary in its output classes
+            (:func:`merge_probabilities`); None: the model's classes.
 
     Returns:
         The result with numpy arrays on the host.
@@ -507,8 +535,11 @@ def scores_to_result(
     if resize == "scores":
         raw = _resize(raw, output_size)
     probs = apply_temperature(raw, temperature)
-    confidence, labels = probs.max(0)
-    labels = labels.to(torch.uint8)
+    if class_map is None:
+        confidence, labels = probs.max(0)
+        labels = labels.to(torch.uint8)
+    else:
+        probs, labels, confidence = merge_probabilities(probs, class_map)
     if confidence_threshold > 0:
         labels[confidence < confidence_threshold] = ignore_index
     if resize == "labels":
@@ -519,7 +550,7 @@ def scores_to_result(
         labels=labels.cpu().numpy(),
         confidence=confidence.cpu().numpy(),
         scores=probs.cpu().numpy() if return_scores else None,
-        summary=summarize_result(labels, confidence, raw.shape[0], anomalous)
+        summary=summarize_result(labels, confidence, probs.shape[0], anomalous)
         if summarize
         else None,
         anomaly=None if anomaly is None else anomaly.cpu().numpy(),

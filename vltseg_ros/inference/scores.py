@@ -14,16 +14,21 @@ Higher scores mean more anomalous, for every method:
 - ``max_probability``: ``1 - max_k p_k`` of the normalized (tempered) probabilities, in
   [0, 1 - 1/C].
 - ``entropy``: ``-sum_k p_k log p_k / log C``, in [0, 1].
+
+With a class map (:mod:`vltseg_ros.config.class_map`), :func:`merge_probabilities` turns the
+model's class probabilities into the output classes': each the sum of its members'.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
 import torch
 from torch import Tensor
 
+from vltseg_ros.config.class_map import UNLABELED, BoundClassMap
 from vltseg_ros.errors import ConfigError
 
 AnomalyMethod = Literal["rba", "max_logit", "max_probability", "entropy"]
@@ -84,3 +89,44 @@ def apply_temperature(raw: Tensor, temperature: float) -> Tensor:
     if temperature == 1.0:
         return raw / raw.sum(0, keepdim=True).clamp_min(_EPS)
     return torch.softmax(raw.clamp_min(_EPS).log() / temperature, dim=0)
+
+
+def merge_probabilities(probs: Tensor, class_map: BoundClassMap) -> tuple[Tensor, Tensor, Tensor]:
+    """Output-class probabilities, labels and confidence from the model's, on their device.
+
+    The probability of a merged class is the sum of its members' (a pixel 50 % road and 45 %
+    sidewalk is 95 % traversable); the label is the output class of the model's winning class
+    (the lookup table on the argmax, as ground truth is mapped); the confidence is the
+    probability of that label's class. Where the winning class is unmapped (label 255), the
+    confidence is the summed probability of all unmapped model classes.
+
+    Args:
+        probs: (C, H, W) float model-class probabilities (summing to 1 per pixel).
+        class_map: bound to the model's C classes.
+
+    Returns:
+        merged: (K, H, W) float, 0 for an id without members; labels: (H, W) uint8 output
+        ids (255 = unmapped); confidence: (H, W) float in [0, 1].
+    """
+    table = _tables(class_map, probs.device)
+    merged = probs.new_zeros((class_map.num_classes, *probs.shape[1:]))
+    merged.index_add_(0, table["target"], probs.index_select(0, table["source"]))
+    labels = table["lut"][probs.max(0).indices]
+    picked = merged.gather(0, labels.clamp(max=class_map.num_classes - 1).long()[None])[0]
+    if table["unmapped"].numel():
+        rest = probs.index_select(0, table["unmapped"]).sum(0)
+        picked = torch.where(labels == UNLABELED, rest, picked)
+    return merged, labels, picked
+
+
+@functools.lru_cache(maxsize=16)
+def _tables(class_map: BoundClassMap, device: torch.device) -> dict[str, Tensor]:
+    """The map's index tensors on ``device`` (copied once per map and device)."""
+    index = torch.from_numpy(class_map.index)
+    mapped = (index >= 0).nonzero()[:, 0]
+    return {
+        "source": mapped.to(device),
+        "target": index[mapped].to(device),
+        "unmapped": (index < 0).nonzero()[:, 0].to(device),
+        "lut": torch.from_numpy(class_map.lut).to(device),
+    }

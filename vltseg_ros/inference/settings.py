@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from vltseg_ros.config.model_config import DEFAULT_MODEL, InferenceConfig, load_model_config
 from vltseg_ros.config.options import option
+from vltseg_ros.demo_model import shipped_checkpoint
 from vltseg_ros.engines import check_model_for_backend
 from vltseg_ros.engines.base import BACKENDS, PRECISIONS, resolve_backend, resolve_device
 from vltseg_ros.engines.options import EngineOptions, OnnxRuntimeOptions, TorchOptions
@@ -24,23 +25,25 @@ _PAIRS = ("crop_size", "stride", "test_scale", "whole_size")
 
 @dataclass(frozen=True)
 class InferenceOverrides:
-    """Changes to the model config's inference settings; empty / [0, 0] keep them."""
+    """Changes to the model config's inference settings; empty / [0, 0] keep them. The size
+    pairs are typed as lists of int: :meth:`__post_init__` checks their length, saying what to
+    give."""
 
     mode: str = option(
         "", "'slide' or 'whole'; empty = the model config's.", choices=("", "slide", "whole")
     )
-    crop_size: tuple[int, int] = option(
+    crop_size: tuple[int, ...] = option(
         UNSET_PAIR, "Slide window [H, W] in pixels; [0, 0] = the model config's."
     )
-    stride: tuple[int, int] = option(
+    stride: tuple[int, ...] = option(
         UNSET_PAIR, "Slide stride [H, W]; [0, 0] = the model config's."
     )
-    test_scale: tuple[int, int] = option(
+    test_scale: tuple[int, ...] = option(
         UNSET_PAIR,
         "Rescale frames, keeping aspect, to fit [LONG, SHORT] before sliding; [0, 0] = the "
         "model config's.",
     )
-    whole_size: tuple[int, int] = option(
+    whole_size: tuple[int, ...] = option(
         UNSET_PAIR, "Network input [H, W] in whole mode; [0, 0] = the model config's."
     )
 
@@ -78,7 +81,8 @@ class SegmenterSettings:
     checkpoint: str = option(
         "",
         "Weights: a .safetensors checkpoint, a .pt state dict (with model), or an exported "
-        ".onnx model; empty = RANDOM weights, output meaningless.",
+        ".onnx model; empty = the shipped weights of model synthetic-scenes-demo, else RANDOM "
+        "weights, output meaningless.",
     )
     backend: str = option(
         "",
@@ -108,6 +112,12 @@ class SegmenterSettings:
             ConfigError: a backend / checkpoint mismatch.
         """
         return resolve_backend(self.backend or None, self.checkpoint or None)
+
+    @property
+    def weights(self) -> str:
+        """The weights file the model will load: ``checkpoint``, or the shipped weights of a
+        model that has them (``synthetic-scenes-demo``); "" = random weights."""
+        return self.checkpoint or str(shipped_checkpoint(self.model) or "")
 
     def engine_options(self) -> EngineOptions:
         """The options of the resolved backend.

@@ -28,7 +28,7 @@ from vltseg_ros.model.segmentor import VLTSeg
 
 LOG = logging.getLogger(__name__)
 
-FORMAT = "vltseg_ros.model.checkpoint.v1"
+FORMAT = "vltseg_ros.checkpoint.v1"
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 _WRAPPER_KEYS = ("state_dict", "model", "module")
 _STANDARD_METADATA = (  # what save_checkpoint writes itself

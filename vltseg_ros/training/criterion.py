@@ -2,7 +2,10 @@
 
 The semantics of MMDetection's ``Mask2FormerHead.loss_by_feat`` / ``_loss_by_feat_single`` with
 the loss settings of MMSegmentation's Mask2Former configs, for every prediction the head makes
-(after the query initialization and after each decoder layer), each with its own matching:
+(after the query initialization and after each decoder layer), each with its own matching. The
+weights and the point sampling are a run config's ``loss`` section
+(:class:`~vltseg_ros.training.run_config.LossSection`); the values below are its defaults, the
+reference's:
 
 - class loss (weight 2): cross-entropy over C + 1 classes, class weights 1 and ``no_object_weight``
   (0.1) for no-object; every query counts (unmatched ones have target no-object); the sum is
@@ -38,7 +41,8 @@ from torch import Tensor
 
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.training.matcher import HungarianMatcher, Match
-from vltseg_ros.training.point_sampling import check_sampling, point_sample, uncertainty_points
+from vltseg_ros.training.point_sampling import point_sample, uncertainty_points
+from vltseg_ros.training.run_config import LossSection
 from vltseg_ros.training.targets import SemanticTarget, semantic_targets
 
 _EPS = torch.finfo(torch.float32).eps
@@ -49,57 +53,34 @@ class Mask2FormerCriterion:
 
     Args:
         num_classes: C, classes without no-object.
-        class_weight: weight of the class loss (>= 0).
-        mask_weight: weight of the mask BCE loss (>= 0).
-        dice_weight: weight of the dice loss (>= 0).
-        no_object_weight: class weight of no-object in the class cross-entropy, in [0, 1].
-        num_points: P, points per matched mask for the mask losses (and, for the default
-            matcher, per image for the matching cost).
-        oversample_ratio: importance sampling oversampling (>= 1).
-        importance_ratio: share of the P points chosen by uncertainty, in [0, 1].
+        loss: the loss weights, the no-object class weight and the point sampling
+            (:class:`~vltseg_ros.training.run_config.LossSection`); None: ``LossSection()``,
+            the reference's settings.
         ignore_index: label of pixels that belong to no class.
-        matcher: the matcher; None: ``HungarianMatcher(class_weight, mask_weight, dice_weight,
-            num_points)``, the reference's same-weights matching.
+        matcher: the matcher; None: ``HungarianMatcher(loss.class_weight, loss.mask_weight,
+            loss.dice_weight, loss.num_points)``, the reference's same-weights matching.
 
     Raises:
-        ConfigError: a setting out of range.
+        ConfigError: ``num_classes`` < 1 or a ``loss`` setting out of range.
     """
 
     def __init__(
         self,
         num_classes: int,
+        loss: LossSection | None = None,
         *,
-        class_weight: float = 2.0,
-        mask_weight: float = 5.0,
-        dice_weight: float = 5.0,
-        no_object_weight: float = 0.1,
-        num_points: int = 12544,
-        oversample_ratio: float = 3.0,
-        importance_ratio: float = 0.75,
         ignore_index: int = 255,
         matcher: HungarianMatcher | None = None,
     ) -> None:
         if num_classes < 1:
             raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
-        if min(class_weight, mask_weight, dice_weight) < 0:
-            raise ConfigError(
-                f"loss weights must be >= 0, got class {class_weight}, mask {mask_weight}, "
-                f"dice {dice_weight}"
-            )
-        if not 0.0 <= no_object_weight <= 1.0:
-            raise ConfigError(f"no_object_weight must be in [0, 1], got {no_object_weight}")
-        check_sampling(num_points, oversample_ratio, importance_ratio)
+        loss = LossSection() if loss is None else loss
+        loss.validate()
         self.num_classes = num_classes
-        self.class_weight = class_weight
-        self.mask_weight = mask_weight
-        self.dice_weight = dice_weight
-        self.no_object_weight = no_object_weight
-        self.num_points = num_points
-        self.oversample_ratio = oversample_ratio
-        self.importance_ratio = importance_ratio
+        self.loss = loss
         self.ignore_index = ignore_index
         self.matcher = matcher or HungarianMatcher(
-            class_weight, mask_weight, dice_weight, num_points
+            loss.class_weight, loss.mask_weight, loss.dice_weight, loss.num_points
         )
 
     def __call__(
@@ -143,9 +124,9 @@ class Mask2FormerCriterion:
             loss_cls, loss_mask, loss_dice = self.layer_losses(
                 cls_layer, mask_layer, targets, num_masks, generator
             )
-            losses[f"{prefix}loss_cls"] = self.class_weight * loss_cls
-            losses[f"{prefix}loss_mask"] = self.mask_weight * loss_mask
-            losses[f"{prefix}loss_dice"] = self.dice_weight * loss_dice
+            losses[f"{prefix}loss_cls"] = self.loss.class_weight * loss_cls
+            losses[f"{prefix}loss_mask"] = self.loss.mask_weight * loss_mask
+            losses[f"{prefix}loss_dice"] = self.loss.dice_weight * loss_dice
         losses["loss"] = torch.stack(list(losses.values())).sum()
         return losses
 
@@ -177,15 +158,16 @@ class Mask2FormerCriterion:
             return loss_cls, zero, zero.clone()
         target = torch.cat([targets[b][1][cols] for b, (_, cols) in enumerate(matches)])
         pred = pred.float()
+        loss = self.loss
         points = uncertainty_points(
-            pred, self.num_points, self.oversample_ratio, self.importance_ratio, generator
+            pred, loss.num_points, loss.oversample_ratio, loss.importance_ratio, generator
         )
         pred_points = point_sample(pred.unsqueeze(1), points)[:, 0]
         with torch.no_grad():
             target_points = point_sample(target.unsqueeze(1).float(), points)[:, 0]
         loss_mask = F.binary_cross_entropy_with_logits(
             pred_points, target_points, reduction="sum"
-        ) / (num_masks * self.num_points + _EPS)
+        ) / (num_masks * loss.num_points + _EPS)
         probs = pred_points.sigmoid()
         dice = 1.0 - (2.0 * (probs * target_points).sum(-1) + 1.0) / (
             probs.sum(-1) + target_points.sum(-1) + 1.0
@@ -203,7 +185,7 @@ class Mask2FormerCriterion:
         for b, (rows, cols) in enumerate(matches):
             target_classes[b, rows] = targets[b][0][cols].to(cls_logits.device)
         weight = torch.ones(self.num_classes + 1, device=cls_logits.device)
-        weight[-1] = self.no_object_weight
+        weight[-1] = self.loss.no_object_weight
         target_classes = target_classes.flatten()
         loss = F.cross_entropy(
             cls_logits.flatten(0, 1).float(), target_classes, weight=weight, reduction="sum"

@@ -33,6 +33,7 @@ from vltseg_ros.data.factory import parse_dataset_spec
 from vltseg_ros.data.transforms import REFERENCE_TRAIN_SIZES
 from vltseg_ros.engines.base import Precision
 from vltseg_ros.errors import ConfigError, DatasetError, UnknownModelError
+from vltseg_ros.training.point_sampling import check_sampling
 
 _CONFIG_PACKAGE = "vltseg_ros.config.training"
 _SUFFIXES = (".yaml", ".yml")
@@ -79,7 +80,16 @@ class DataSection:
 
 @dataclass(frozen=True)
 class LossSection:
-    """Mask2Former loss and matching settings (:class:`Mask2FormerCriterion` arguments)."""
+    """Mask2Former loss and matching settings; the defaults are the VLTSeg reference's.
+
+    The argument of :class:`~vltseg_ros.training.criterion.Mask2FormerCriterion`.
+    ``class_weight``, ``mask_weight``, ``dice_weight``: weights (>= 0) of the class
+    cross-entropy, the mask BCE and the dice loss, also the default matcher's cost weights;
+    ``no_object_weight``: class weight of no-object in the class cross-entropy, in [0, 1];
+    ``num_points``: P >= 1, points per matched mask for the mask losses (and per image for the
+    default matcher's cost); ``oversample_ratio`` (>= 1) and ``importance_ratio`` (in [0, 1]):
+    the importance sampling of the mask-loss points.
+    """
 
     class_weight: float = 2.0
     mask_weight: float = 5.0
@@ -88,6 +98,20 @@ class LossSection:
     num_points: int = 12544
     oversample_ratio: float = 3.0
     importance_ratio: float = 0.75
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid setting."""
+        for key in ("class_weight", "mask_weight", "dice_weight"):
+            value = getattr(self, key)
+            _check(value >= 0, f"loss.{key} must be >= 0, got {value}")
+        _check(
+            0.0 <= self.no_object_weight <= 1.0,
+            f"loss.no_object_weight must be in [0, 1], got {self.no_object_weight}",
+        )
+        try:
+            check_sampling(self.num_points, self.oversample_ratio, self.importance_ratio)
+        except ConfigError as exc:
+            raise ConfigError(f"loss.{exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -203,7 +227,7 @@ class RunConfig:
         _check(self.checkpoint.interval >= 1, "checkpoint.interval must be >= 1")
         _check(self.checkpoint.keep >= 1, "checkpoint.keep must be >= 1")
         _check(0.0 <= self.model.drop_path < 1.0, "model.drop_path must be in [0, 1)")
-        _check(self.loss.num_points >= 1, "loss.num_points must be >= 1")
+        self.loss.validate()
         resolve_model_config(self)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vltseg_ros.evaluation.metrics import check_classes
+
 SemanticTarget = tuple[Tensor, Tensor]
 """(classes (K,) int64 sorted ascending, masks (K, H, W) bool) of one image."""
 
@@ -42,13 +44,7 @@ def semantic_targets(
         raise ValueError(
             f"labels must be a (B, H, W) integer tensor, got {tuple(labels.shape)} {labels.dtype}"
         )
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    if 0 <= ignore_index < num_classes:
-        raise ValueError(
-            f"ignore_index {ignore_index} is a class id (num_classes {num_classes}); "
-            "use a value outside the classes such as 255"
-        )
+    check_classes(num_classes, ignore_index)
     targets = []
     for label_map in labels:
         present = torch.unique(label_map)

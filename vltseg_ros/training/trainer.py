@@ -136,7 +136,7 @@ class Trainer:
         self.model = model.to(self.device)
         set_train_mode(self.model, run.train.batchnorm)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.criterion = _build_criterion(run, self.model.config.class_set.num_classes)
+        self.criterion = Mask2FormerCriterion(self.model.config.class_set.num_classes, run.loss)
         self.optimizer = build_optimizer(self.model, run.train)
         self.scheduler = build_scheduler(self.optimizer, run.train)
         self.amp_dtype = self._amp_dtype()
@@ -382,17 +382,3 @@ class Trainer:
             self.run.train.iterations,
             self.run_dir,
         )
-
-
-def _build_criterion(run: RunConfig, num_classes: int) -> Mask2FormerCriterion:
-    loss = run.loss
-    return Mask2FormerCriterion(
-        num_classes,
-        class_weight=loss.class_weight,
-        mask_weight=loss.mask_weight,
-        dice_weight=loss.dice_weight,
-        no_object_weight=loss.no_object_weight,
-        num_points=loss.num_points,
-        oversample_ratio=loss.oversample_ratio,
-        importance_ratio=loss.importance_ratio,
-    )

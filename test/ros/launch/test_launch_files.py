@@ -39,7 +39,7 @@ from vltseg_ros.ros.launch.setups import (
 from vltseg_ros.ros.node.messages import array_to_image
 
 REPO = Path(__file__).resolve().parents[3]
-LAUNCH_ACTIONS = REPO / "vltseg_ros" / "launching" / "actions.py"
+LAUNCH_ACTIONS = REPO / "vltseg_ros" / "ros" / "launch" / "actions.py"
 COMMON = {"params_file", "model", "checkpoint", "backend", "device", "precision", "use_sim_time"}
 COMMON |= {"large_data"}
 CAMERA_ARGS = {"image", "camera_info", "transport", "namespace", "log_level"}
@@ -60,9 +60,14 @@ EXECUTABLES = {
     "vltseg_bag_player": ["bag_replay.launch.py"],
     "vltseg_replay_recorder": ["bag_replay.launch.py"],
 }
-NOT_WRITTEN_YET = {"vltseg_bag_player", "vltseg_replay_recorder"}
 CAMERA_INFO, CAMERA_INFO_TYPE = "camera/camera_info", "sensor_msgs/msg/CameraInfo"
 FAST = {"inference": {"mode": "whole", "whole_size": [64, 128]}}  # the tiny model, one pass
+NODE_SETUPS = {
+    "vltseg.launch.py": ("single_camera(context.launch_configurations)",),
+    "multi_camera.launch.py": ("multi_camera(context.launch_configurations)",),
+    "bag_replay.launch.py": ("setup.node", "setup = bag_replay(context.launch_configurations)"),
+}
+"""Per launch file: the argument of its ``vltseg_node_action`` call, and assignments it makes."""
 
 
 def _tree(name: str) -> ast.Module:
@@ -169,19 +174,23 @@ def test_declares_exactly_its_arguments_each_described(name) -> None:
         assert has_default == (arg != "bag"), f"{name}: {arg} (only bag is required)"
 
 
-@pytest.mark.parametrize("executable", sorted(EXECUTABLES))
-def test_executables_exist_and_are_installed(executable) -> None:
-    referenced = {
-        name
-        for name in LAUNCH_FILES
-        for call in _calls(_tree(name), "Node") + _calls(_tree(name), "LifecycleNode")
+def _started(name: str, executable: str, shared: bool = True) -> list[ast.Call]:
+    """The ``Node`` / ``LifecycleNode`` calls that start ``executable`` of vltseg_ros in launch
+    file ``name``: its own, and (``shared``) those of the shared functions it calls."""
+    return [
+        call
+        for tree in (_tree(name), *(_shared_functions(name) if shared else ()))
+        for call in _calls(tree, "Node") + _calls(tree, "LifecycleNode")
         if ast.literal_eval(_keyword(call, "package")) == "vltseg_ros"
         and ast.literal_eval(_keyword(call, "executable")) == executable
-    }
+    ]
+
+
+@pytest.mark.parametrize("executable", sorted(EXECUTABLES))
+def test_executables_exist_and_are_installed(executable) -> None:
+    referenced = {name for name in LAUNCH_FILES if _started(name, executable)}
     assert referenced == set(EXECUTABLES[executable])
     script = REPO / "scripts" / executable
-    if executable in NOT_WRITTEN_YET and not script.is_file():
-        pytest.skip("executable not written yet")
     assert script.is_file() and os.access(script, os.X_OK)
     cmake = (REPO / "CMakeLists.txt").read_text()
     (programs,) = re.findall(r"foreach\(program ([^)]*)\)", cmake)  # written with their shebang
@@ -190,6 +199,31 @@ def test_executables_exist_and_are_installed(executable) -> None:
     installed = Path(sys.prefix) / "lib" / "vltseg_ros" / executable  # by make setup
     if installed.is_file():
         assert installed.read_text().splitlines()[0] == f"#!{sys.prefix}/bin/python"
+
+
+@pytest.mark.parametrize("name", LAUNCH_FILES)
+def test_starts_vltseg_node_once_as_its_setup_says(name) -> None:
+    """vltseg_node named vltseg_node, in the setup's namespace, its params file then the
+    setup's parameters, its remappings and log level: one ``vltseg_node_action`` call with
+    the node setup of ``vltseg_ros.ros.launch.setups``."""
+    tree = _tree(name)
+    (call,) = _calls(tree, "vltseg_node_action")
+    setup, *assigned = NODE_SETUPS[name]
+    assert ast.unparse(call) == f"vltseg_node_action({setup})"
+    assignments = {ast.unparse(node) for node in ast.walk(tree) if isinstance(node, ast.Assign)}
+    assert set(assigned) <= assignments
+    assert not _started(name, "vltseg_node", shared=False)  # only through the shared function
+    (node,) = _started(name, "vltseg_node")
+    assert {k.arg: ast.unparse(k.value) for k in node.keywords} == {
+        "package": "'vltseg_ros'",
+        "executable": "'vltseg_node'",
+        "name": "'vltseg_node'",
+        "namespace": "setup.namespace",
+        "parameters": "[setup.params_file, setup.parameters]",
+        "remappings": "list(setup.remappings)",
+        "ros_arguments": "['--log-level', setup.log_level]",
+        "output": "'screen'",
+    }
 
 
 @pytest.mark.parametrize("name", LAUNCH_FILES)

@@ -25,7 +25,7 @@ from test.ros.node.in_process import state as lifecycle_state
 from vltseg_ros.errors import EngineError
 from vltseg_ros.msg import SegmentationInfo
 from vltseg_ros.ros.node.messages import array_to_image
-from vltseg_ros.ros.node.vltseg_node import autostart
+from vltseg_ros.ros.node.transitions import autostart
 
 WHOLE = {
     "model": "tiny",

@@ -32,7 +32,7 @@ from vltseg_ros.model.checkpoint import save_checkpoint
 from vltseg_ros.model.segmentor import build_model
 from vltseg_ros.msg import ClassSet, SegmentationInfo
 from vltseg_ros.ros.node.messages import array_to_image
-from vltseg_ros.ros.node.vltseg_node import autostart
+from vltseg_ros.ros.node.transitions import autostart
 
 RELIABLE = {"qos": {"input": {"reliability": "reliable"}}, "diagnostics_period": 0.1}
 FAKE = {"model": "tiny", **RELIABLE}

@@ -4,7 +4,6 @@ rejected overrides and invalid values reported together, naming the parameters."
 from __future__ import annotations
 
 import pytest
-import rclpy
 from rclpy.node import Node
 
 from test.ros.node.in_process import parameters
@@ -12,14 +11,6 @@ from vltseg_ros.config.options import option_specs
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.ros.node.parameters import declare_parameters, read_settings
 from vltseg_ros.ros.node.settings import NodeSettings, parameter_specs
-
-
-@pytest.fixture
-def context():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
 
 
 def _node(context, overrides: dict | None = None, cli_args: list[str] | None = None) -> Node:

@@ -4,11 +4,16 @@ The node's logic is tested in this process (test_node.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from lifecycle_msgs.msg import Transition
 from sensor_msgs.msg import Image
 
-from test.ros.harness import NodeProcess, camera_frame, wait_until
+from test.real_vision_msgs import LABEL_INFO_HASH, receive_label_info
+from test.ros.harness import NodeProcess, camera_frame, ros_environment, wait_until
+from vltseg_ros.config.model_config import load_class_set
 from vltseg_ros.msg import SegmentationInfo
 from vltseg_ros.ros.node.messages import array_to_image
 
@@ -62,5 +67,30 @@ def test_camera_frames_cross_processes_and_the_lifecycle_services_work(ros, tmp_
         assert peer.state() == "inactive"
         assert not peer.lifecycle(Transition.TRANSITION_DEACTIVATE)  # not from inactive
         assert node.alive() and "Traceback" not in node.log()
+    finally:
+        node.stop()
+
+
+def test_a_subscriber_built_from_the_real_vision_msgs_receives_the_label_info(
+    real_vision_msgs, tmp_path
+) -> None:
+    """The node process (the venv's vision_msgs subset) and a subscriber process importing the
+    unmodified vision_msgs 4.1.1 (../shared/ros2_vision_msgs): 19 classes + 255 unlabeled, the
+    threshold in force, one type hash on both ends."""
+    env = ros_environment(tmp_path)
+    params = {**PARAMS, "autostart": True, "confidence_threshold": 0.4, "cameras": ["front"]}
+    node = NodeProcess(tmp_path, params, env)
+    try:
+        got = receive_label_info(real_vision_msgs, "/front/segmentation/label_info", env)
+        assert not got.timed_out, node.log()[-2000:]
+        assert Path(got.module).is_relative_to(real_vision_msgs)
+        (message,) = got.messages
+        names = load_class_set("cityscapes").names
+        assert message["class_map"] == [*map(list, enumerate(names)), [255, "unlabeled"]]
+        assert message["threshold"] == pytest.approx(0.4)
+        assert got.publisher_hashes() == got.subscription_hashes() == {LABEL_INFO_HASH}
+        assert LABEL_INFO_HASH == (
+            "RIHS01_3d37df4015cdf660cc851c51897f2acd957e1ca6205ba0a99aebffb9406b0783"
+        )
     finally:
         node.stop()

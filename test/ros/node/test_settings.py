@@ -3,6 +3,8 @@ generated from it and kept equal; options are validated by their declared choice
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,29 @@ def test_sections_keep_their_own_defaults() -> None:
     assert specs["qos.output.reliability"].default == "reliable"
     assert "Camera subscriptions" in specs["qos.input.depth"].description
     assert "model" in specs and "segmenter.model" not in specs  # a flat section
+
+
+def test_help_prints_usage_and_every_parameter_without_starting_a_node() -> None:
+    launcher = [sys.executable, "-m", "vltseg_ros.ros.node.vltseg_node"]
+    proc = subprocess.run(
+        [*launcher, "--help"], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: ros2 run vltseg_ros vltseg_node")
+    for spec in parameter_specs():
+        name = f"<cam>.{spec.name[7:]}" if spec.name.startswith("camera.") else spec.name
+        assert f"  {name} = " in proc.stdout, name
+    assert "confidence_threshold = 0.0 [live]" in proc.stdout
+    assert "model = '' [live]" not in proc.stdout
+    assert "docs/node.md" in proc.stdout and "config/vltseg.yaml" in proc.stdout
+    assert "active" not in proc.stderr  # no node was started
+    proc = subprocess.run(
+        [*launcher, "--verbose", "--ros-args", "-p", "model:=tiny"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert proc.returncode == 2
+    assert "unrecognized arguments: --verbose" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -6,15 +6,19 @@ import numpy as np
 import pytest
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
+from vision_msgs.msg import LabelInfo, VisionClass
 
+from test.ros.harness import wait_until
 from vltseg_ros.bag.make_bag import BagLayout, synthetic_frames, write_frames_bag
 from vltseg_ros.bag.topics import list_topics, open_bag
+from vltseg_ros.config.model_config import load_class_set
 from vltseg_ros.msg import SegmentationInfo
 from vltseg_ros.ros.replay.live import ReplayError, run_live_replay
 
 FAST = {"model": "tiny", "inference": {"mode": "whole", "whole_size": [64, 128]}}
 # Slide over 256x512 frames with 64-pixel crops: about a second per frame on 2 CPU cores.
 SLOW = {"model": "tiny", "inference": {"mode": "slide"}}
+LABEL_INFO = "/camera/segmentation/label_info"
 
 
 @pytest.fixture
@@ -62,6 +66,7 @@ def test_slow_playback_drops_nothing_and_records_everything(replay_env, tmp_path
         "/camera/segmentation/camera_info",
     ):
         assert counts.get(topic) == 5, (topic, counts)
+    assert counts.get(LABEL_INFO) == 1, counts  # latched, published once at activation
     with open_bag(out / "segmented") as reader:  # rclpy reads what the recorder wrote
         masks = [c for c in reader.connections if c.topic == "/camera/segmentation/mask"]
         infos = [c for c in reader.connections if c.topic == "/camera/segmentation/info"]
@@ -72,6 +77,21 @@ def test_slow_playback_drops_nothing_and_records_everything(replay_env, tmp_path
     assert (mask.encoding, mask.height, mask.width) == ("mono8", 128, 256)
     assert np.frombuffer(mask.data, np.uint8).max() < 19
     assert info.header.stamp == mask.header.stamp and info.model == "tiny"
+    label_info, log_time = _label_info(out / "segmented")
+    names = load_class_set("cityscapes").names
+    entries = [(c.class_id, c.class_name) for c in label_info.class_map]
+    assert entries == [*enumerate(names), (255, "unlabeled")] and label_info.threshold == 0.0
+    with open_bag(bag) as reader:
+        assert log_time <= reader.start_time  # before the first mask in the recorded bag
+
+
+def _label_info(bag) -> tuple[LabelInfo, int]:
+    """The one LabelInfo of ``bag`` (rclpy's message) and its log time."""
+    with open_bag(bag) as reader:
+        wanted = [c for c in reader.connections if c.topic == LABEL_INFO]
+        assert [c.msgtype for c in wanted] == ["vision_msgs/msg/LabelInfo"]
+        ((_, log_time, data),) = list(reader.messages(connections=wanted))
+    return deserialize_message(bytes(data), LabelInfo), log_time
 
 
 def test_pushed_playback_reports_the_frames_the_node_dropped(replay_env, tmp_path) -> None:
@@ -119,3 +139,37 @@ def test_an_output_after_the_report_is_not_written_to_the_closed_bag(ros, tmp_pa
         assert _topic_counts(out / "segmented").get("/camera/segmentation/mask", 0) == 0
     finally:
         recorder.destroy_node()
+
+
+def test_the_recorder_gets_a_label_info_published_before_it_subscribed(ros, tmp_path) -> None:
+    from rclpy.parameter import Parameter
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    from vltseg_ros.ros.replay.recorder import ReplayRecorder
+
+    bag = _bag(tmp_path, frames=2, rate=10.0)
+    latched = QoSProfile(
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+    published = LabelInfo(
+        class_map=[VisionClass(class_id=i, class_name=n) for i, n in ((0, "free"), (7, "wall"))],
+        threshold=0.375,
+    )  # stamp 0, as a node on sim time publishes it before the first /clock
+    ros[0].node.create_publisher(LabelInfo, LABEL_INFO, latched).publish(published)
+    out = tmp_path / "eval"
+    recorder = ReplayRecorder(
+        parameter_overrides=[Parameter("bag", value=str(bag)), Parameter("out", value=str(out))]
+    )
+    ros[0].add(recorder)
+    try:
+        wait_until(lambda: recorder._writer.counts.get(LABEL_INFO) == 1, 30, "the LabelInfo")
+        ros[0].remove(recorder)
+        recorder.finish()
+    finally:
+        recorder.destroy_node()
+    label_info, log_time = _label_info(out / "segmented")
+    assert label_info == published  # written as it came
+    with open_bag(bag) as reader:  # logged at the input bag's start, not at 1970
+        assert log_time == reader.start_time

@@ -1,4 +1,5 @@
-"""Launch actions that ``launch/*.launch.py`` share: argument declarations, large-data profile.
+"""Launch actions that ``launch/*.launch.py`` share: argument declarations, large-data profile,
+the vltseg_node process.
 
 Imports ``launch`` and ``launch_ros``, so only the launch files import this module (the launch
 files cannot import each other: they are not on ``sys.path``). What the arguments are is data
@@ -12,9 +13,10 @@ from collections.abc import Iterable
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from vltseg_ros.ros.launch.setups import LaunchArgument
+from vltseg_ros.ros.launch.setups import LaunchArgument, NodeSetup
 from vltseg_ros.ros.node.transport import PACKAGE
 
 
@@ -46,6 +48,21 @@ def large_data_actions() -> list[SetEnvironmentVariable]:
         ),
         SetEnvironmentVariable("RMW_FASTRTPS_USE_QOS_FROM_XML", "0", condition=large_data),
     ]
+
+
+def vltseg_node_action(setup: NodeSetup) -> Node:
+    """The ``vltseg_node`` process as ``setup`` describes it: its namespace, ``params_file``
+    with the ``parameters`` over it, remappings and log level; output on the screen."""
+    return Node(
+        package="vltseg_ros",
+        executable="vltseg_node",
+        name="vltseg_node",
+        namespace=setup.namespace,
+        parameters=[setup.params_file, setup.parameters],
+        remappings=list(setup.remappings),
+        ros_arguments=["--log-level", setup.log_level],
+        output="screen",
+    )
 
 
 def _default(argument: LaunchArgument) -> str | PathJoinSubstitution | None:

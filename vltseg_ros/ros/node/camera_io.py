@@ -7,15 +7,16 @@ from typing import Any
 
 import numpy as np
 from rclpy.lifecycle import LifecycleNode
-from rclpy.qos import QoSProfile
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
+from vision_msgs.msg import LabelInfo
 
-from vltseg_ros.inference.outputs import output_topic
+from vltseg_ros.inference.outputs import LABEL_INFO, output_topic
 from vltseg_ros.io.image_messages import ColorOrder, compressed_to_array, image_to_array
 from vltseg_ros.ros.node.health import CameraHealth
 from vltseg_ros.ros.node.messages import OUTPUT_TYPES, scaled_camera_info
-from vltseg_ros.ros.node.settings import Camera
+from vltseg_ros.ros.node.settings import Camera, EndpointQos
 
 
 def decode(message: Image | CompressedImage, max_pixels: int) -> tuple[np.ndarray, ColorOrder]:
@@ -26,11 +27,24 @@ def decode(message: Image | CompressedImage, max_pixels: int) -> tuple[np.ndarra
     return image_to_array(message, max_pixels)
 
 
+def qos_profile(endpoint: EndpointQos) -> QoSProfile:
+    """The rclpy QoS of one side of the node (volatile, keep last ``depth``)."""
+    best_effort = endpoint.reliability == "best_effort"
+    return QoSProfile(
+        reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=endpoint.depth,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
 class CameraIO:
     """Publishers (lifecycle-managed) of ``<camera>/segmentation/*``, subscriptions and the
     :class:`CameraHealth` of one camera."""
 
-    def __init__(self, node: LifecycleNode, camera: Camera, output_qos: QoSProfile) -> None:
+    def __init__(
+        self, node: LifecycleNode, camera: Camera, output_qos: QoSProfile, latched: QoSProfile
+    ) -> None:
         self.camera = camera
         self.health = CameraHealth(f"{node.get_name()}: camera {camera.name}")
         self.publishers = {
@@ -39,6 +53,10 @@ class CameraIO:
             )
             for name, kind in OUTPUT_TYPES.items()
         }
+        # like CameraInfo in a driver, but latched: a subscriber that comes later still gets it
+        self.label_info = node.create_publisher(
+            LabelInfo, output_topic(camera.name, LABEL_INFO), latched
+        )
         self.subscriptions: list[Any] = []
         self.camera_info: CameraInfo | None = None
 
@@ -85,6 +103,7 @@ class CameraIO:
         for publisher in self.publishers.values():
             node.destroy_lifecycle_publisher(publisher)
         self.publishers = {}
+        node.destroy_publisher(self.label_info)
 
     def publish(self, messages: dict[str, Any], header: Header) -> None:
         """Publish a frame's output messages, and its camera_info scaled to the mask's size

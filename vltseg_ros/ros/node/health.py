@@ -23,9 +23,11 @@ from typing import Literal
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
+from vltseg_ros.config.model_config import Calibration
 from vltseg_ros.inference.domain_shift import ShiftMonitor
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.settings import SegmenterSettings
+from vltseg_ros.ros.node.settings import NodeSettings
 
 try:  # the library's own wrapper where diagnostic_updater is installed (ROS 2 machines)
     from diagnostic_updater import DiagnosticStatusWrapper
@@ -205,7 +207,7 @@ def engine_status(
     calibration = segmenter.config.calibration if segmenter else None
     values = {
         "model": segmenter.config.name if segmenter else settings.model,
-        "checkpoint": settings.checkpoint or "none (random weights)",
+        "checkpoint": settings.weights or "none (random weights)",
         "backend": segmenter.backend if segmenter else settings.backend,
         "engine": segmenter.description if segmenter else "",
         "device": settings.device,
@@ -225,3 +227,51 @@ def engine_status(
     for key, value in values.items():
         stat.add(key, value)
     return stat
+
+
+def node_statuses(
+    node_name: str,
+    settings: NodeSettings,
+    segmenter: Segmenter | None,
+    cameras: dict[str, CameraHealth],
+) -> list[DiagnosticStatusWrapper]:
+    """One /diagnostics round: the engine's status, then each camera's (``cameras``: name ->
+    health)."""
+    engine = DiagnosticStatusWrapper(
+        name=f"{node_name}: engine", hardware_id=settings.segmenter.device
+    )
+    statuses = [engine_status(engine, settings.segmenter, segmenter)]
+    for name, health in cameras.items():
+        statuses.append(health.run(DiagnosticStatusWrapper(name=health.name, hardware_id=name)))
+    return statuses
+
+
+def watch_shift(
+    cameras: list[CameraHealth], calibration: Calibration | None, settings: NodeSettings
+) -> tuple[str, str]:
+    """Give every camera a domain-shift monitor against the checkpoint's ``calibration``;
+    returns what to log, (level "info" or "warning", message), or ("", "")."""
+    outputs = settings.outputs
+    method = (outputs.anomaly_method, outputs.anomaly_threshold)
+    same = calibration is not None and method == (
+        calibration.anomaly_method,
+        calibration.anomaly_threshold,
+    )
+    for health in cameras:
+        monitor = None
+        if calibration is not None:
+            window, threshold = settings.shift_window, settings.shift_threshold
+            monitor = ShiftMonitor(calibration, window, threshold, compare_anomaly=same)
+        health.watch_shift(monitor, "the checkpoint has no calibration")
+    if calibration is None:
+        return (
+            "info",
+            "domain-shift warning off: the checkpoint has no calibration (vltseg calibrate)",
+        )
+    if not same:
+        return "warning", (
+            f"anomaly_method / anomaly_threshold ({method[0]}, {method[1]:g}) differ from the "
+            f"calibration's ({calibration.anomaly_method}, {calibration.anomaly_threshold:g}): "
+            "the domain-shift monitor compares mean confidence only"
+        )
+    return "", ""

@@ -11,6 +11,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA, Header
+from vision_msgs.msg import LabelInfo, VisionClass
 
 from vltseg_ros.config.model_config import ClassSetConfig
 from vltseg_ros.inference.outputs import OUTPUTS, FrameOutputs
@@ -71,6 +72,17 @@ def class_set_message(class_set: ClassSetConfig, stamp: Time) -> ClassSet:
             ColorRGBA(r=r / 255, g=g / 255, b=b / 255, a=1.0) for r, g, b in class_set.palette
         ],
         ignore_index=class_set.ignore_index,
+    )
+
+
+def label_info_message(entries: list[tuple[int, str]], threshold: float, stamp: Time) -> LabelInfo:
+    """vision_msgs/LabelInfo of a camera's masks: ``entries`` (mask value, class name), from
+    :func:`vltseg_ros.inference.outputs.label_entries`, and the confidence ``threshold`` in
+    force (pixels below it are 255, "unlabeled")."""
+    return LabelInfo(
+        header=Header(stamp=stamp),
+        class_map=[VisionClass(class_id=i, class_name=name) for i, name in entries],
+        threshold=float(threshold),
     )
 
 

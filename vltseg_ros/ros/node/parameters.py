@@ -4,12 +4,15 @@
 Declaring never fails: a value the declaration rejects (wrong type, out of range) is kept as an
 error, the default is declared instead, and *configure* fails with every error, naming the
 parameters, instead of the node dying.
+
+:func:`declare_table` and :func:`read_table` do the same for any settings table: the replay
+player's and recorder's (:mod:`vltseg_ros.ros.replay.settings`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import (
@@ -28,10 +31,30 @@ from vltseg_ros.errors import ConfigError
 from vltseg_ros.ros.node.names import CAMERA_NAME
 from vltseg_ros.ros.node.settings import Camera, CameraSettings, NodeSettings, camera_specs
 
+T = TypeVar("T")
+
 
 def declare_parameters(node: Node) -> list[str]:
     """Declare every global parameter; return the errors of rejected overrides (not raised)."""
-    return [error for spec in option_specs(NodeSettings) if (error := declare(node, spec))]
+    return declare_table(node, NodeSettings)
+
+
+def declare_table(node: Node, table: type) -> list[str]:
+    """Declare every option of the settings dataclass ``table`` as a parameter (description,
+    range, choices); return the errors of rejected overrides (not raised)."""
+    return [error for spec in option_specs(table) if (error := declare(node, spec))]
+
+
+def read_table(node: Node, table: type[T], declare_errors: list[str]) -> T:
+    """The parameters of ``table`` (declared by :func:`declare_table`) as a validated instance.
+
+    Raises:
+        ConfigError: ``invalid parameters: ...``, listing ``declare_errors`` and every invalid
+            value.
+    """
+    errors = list(declare_errors)
+    values = _values(node, option_specs(table), errors)
+    return build(table, values, errors, what="parameters")
 
 
 def read_settings(node: Node, declare_errors: list[str]) -> tuple[NodeSettings, list[Camera]]:
@@ -42,9 +65,8 @@ def read_settings(node: Node, declare_errors: list[str]) -> tuple[NodeSettings, 
     Raises:
         ConfigError: listing every invalid parameter.
     """
-    errors = list(declare_errors)
-    values = _values(node, option_specs(NodeSettings), errors)
-    settings = build(NodeSettings, values, errors, what="parameters")
+    settings = read_table(node, NodeSettings, declare_errors)
+    errors: list[str] = []  # read_table raised for any earlier one
     cameras = _cameras(node, settings.cameras, errors)
     try:
         settings.segmenter.check()

@@ -84,7 +84,7 @@ class NodeSettings:
 
     autostart: bool = option(True, "Configure and activate the node at start-up (plain ros2 run).")
     segmenter: SegmenterSettings = section(SegmenterSettings())
-    outputs: OutputSettings = section(OutputSettings())
+    outputs: OutputSettings = section(OutputSettings(), live=True)
     max_age: float = option(
         0.5,
         "Frames older than this (header stamp to inference start) are dropped as stale; 0 "
@@ -113,7 +113,7 @@ class NodeSettings:
     )
     qos: QosSettings = option(QosSettings(), "")
     diagnostics_period: float = option(
-        1.0, "Seconds between /diagnostics messages.", range=(0.1, 60.0), unit="s"
+        1.0, "Seconds between /diagnostics messages.", range=(0.1, 60.0), unit="s", live=True
     )
     shift_window: float = option(
         10.0,
@@ -152,6 +152,8 @@ def parameters_yaml() -> str:
         "# vltseg_ros/ros/node/settings.py (python -m vltseg_ros.ros.node.settings yaml >",
         "# config/vltseg.yaml). `/**/vltseg_node` matches the node in any namespace. Per camera",
         "# <name> of `cameras`: <name>.image_topic, <name>.camera_info_topic, <name>.transport.",
+        "# [live]: `ros2 param set` on a running node applies it from the next frame; every",
+        "# other parameter takes effect at configure (refused while configured or active).",
         "/**/vltseg_node:",
         "  ros__parameters:",
     ]
@@ -165,7 +167,8 @@ def parameters_yaml() -> str:
             lines.append(f"{'  ' * (depth + 2)}{path[depth]}:")
         opened = path
         indent = "  " * (len(path) + 2)
-        wrapped = textwrap.wrap(spec.explained, 99 - len(indent) - 2)
+        text = f"[live] {spec.explained}" if spec.live else spec.explained
+        wrapped = textwrap.wrap(text, 99 - len(indent) - 2)
         lines += [f"{indent}# {line}" for line in wrapped]
         lines.append(f"{indent}{leaf}: {_yaml_value(spec.default)}")
     return "\n".join(lines) + "\n"
@@ -173,12 +176,42 @@ def parameters_yaml() -> str:
 
 def parameters_markdown() -> str:
     """The parameter table of ``docs/node.md``."""
-    rows = ["| parameter | default | meaning |", "|---|---|---|"]
+    rows = ["| parameter | default | set | meaning |", "|---|---|---|---|"]
     for spec in parameter_specs():
         name = f"<cam>.{spec.name[7:]}" if spec.name.startswith("camera.") else spec.name
         default = f"`{_yaml_value(spec.default)}`"
-        rows.append(f"| `{name}` | {default} | {spec.explained.replace('|', '/')} |")
+        when = "live" if spec.live else "configure"
+        rows.append(f"| `{name}` | {default} | {when} | {spec.explained.replace('|', '/')} |")
     return "\n".join(rows) + "\n"
+
+
+def usage() -> str:
+    """What ``vltseg_node --help`` prints: usage, every parameter (default, live or not, first
+    sentence of its description), and where the rest is documented."""
+    lines = [
+        "usage: ros2 run vltseg_ros vltseg_node [--ros-args -p NAME:=VALUE ... "
+        "--params-file FILE]",
+        "",
+        "vltseg_node: semantic segmentation (VLTSeg) of camera images, a ROS 2 lifecycle node.",
+        "Subscribes <cam>/image_raw (or <cam>/image_raw/compressed) per camera of `cameras`;",
+        "publishes <cam>/segmentation/{mask,confidence,overlay,anomaly,info,camera_info,",
+        "label_info}, /classes and /diagnostics.",
+        "",
+        "parameters ([live]: applied from the next frame when set on a running node; the others",
+        "take effect at configure):",
+    ]
+    for spec in parameter_specs():
+        name = f"<cam>.{spec.name[7:]}" if spec.name.startswith("camera.") else spec.name
+        first = spec.description.split(". ")[0].rstrip(".")
+        live = " [live]" if spec.live else ""
+        lines.append(f"  {name} = {_yaml_value(spec.default)}{live}")
+        lines += textwrap.wrap(first, 95, initial_indent="      ", subsequent_indent="      ")
+    lines += [
+        "",
+        "Every parameter, the topics and the lifecycle: docs/node.md; all defaults as a",
+        "--params-file: config/vltseg.yaml (share/vltseg_ros/config/vltseg.yaml when installed).",
+    ]
+    return "\n".join(lines)
 
 
 def _yaml_value(value: Any) -> str:

@@ -14,62 +14,42 @@ translates: the segmentation is :class:`vltseg_ros.inference.predictor.Segmenter
 
 from __future__ import annotations
 
-import functools
+import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from vltseg_ros.config.class_map import BoundClassMap, read_class_map
 from vltseg_ros.errors import InvalidImageError, VLTSegError
-from vltseg_ros.inference.domain_shift import ShiftMonitor
-from vltseg_ros.inference.outputs import frame_outputs
+from vltseg_ros.inference.outputs import frame_outputs, label_entries
 from vltseg_ros.inference.predictor import PreparedFrame, SegmentationResult, Segmenter
 from vltseg_ros.msg import ClassSet
-from vltseg_ros.ros.node.camera_io import CameraIO, decode
+from vltseg_ros.ros.node.camera_io import CameraIO, decode, qos_profile
 from vltseg_ros.ros.node.compat import LifecycleNode
-from vltseg_ros.ros.node.health import DiagnosticStatusWrapper, engine_status
+from vltseg_ros.ros.node.health import node_statuses, watch_shift
+from vltseg_ros.ros.node.live_parameters import LiveChange, live_change
 from vltseg_ros.ros.node.logging_bridge import core_logs_to, heartbeat
-from vltseg_ros.ros.node.messages import class_set_message, output_messages
+from vltseg_ros.ros.node.messages import class_set_message, label_info_message, output_messages
 from vltseg_ros.ros.node.parameters import declare_parameters, read_settings
 from vltseg_ros.ros.node.scheduling import FrameScheduler, PendingFrame
-from vltseg_ros.ros.node.settings import EndpointQos, NodeSettings
+from vltseg_ros.ros.node.settings import NodeSettings, usage
+from vltseg_ros.ros.node.transitions import autostart, transition
 
 _THROTTLE = 5.0  # seconds between repeated log messages of one kind
-_Transition = Callable[["VLTSegNode", LifecycleState], TransitionCallbackReturn]
 _Decoded = tuple[PendingFrame, np.ndarray, str, PreparedFrame]  # frame, image, order, inputs
-
-
-def _transition(
-    name: str, stays: str, undo: Callable[[VLTSegNode], None] | None = None
-) -> Callable[[_Transition], _Transition]:
-    """Make a lifecycle callback log one ERROR line, ``undo`` what it did and fail on any
-    exception (rclpy would swallow the exception without a word)."""
-
-    def decorate(callback: _Transition) -> _Transition:
-        @functools.wraps(callback)
-        def run(node: VLTSegNode, state: LifecycleState) -> TransitionCallbackReturn:
-            try:
-                return callback(node, state)
-            except Exception as exc:
-                reason = exc if isinstance(exc, VLTSegError) else f"{type(exc).__name__}: {exc}"
-                node.get_logger().error(f"{name} failed: {reason} (the node stays {stays})")
-                if undo is not None:
-                    undo(node)
-                return TransitionCallbackReturn.FAILURE
-
-        return run
-
-    return decorate
 
 
 class VLTSegNode(LifecycleNode):
@@ -79,49 +59,49 @@ class VLTSegNode(LifecycleNode):
         super().__init__("vltseg_node", **kwargs)
         self._declare_errors = declare_parameters(self)
         self._settings: NodeSettings | None = None
+        self._class_map: BoundClassMap | None = None  # bound to the model's classes when active
         self._segmenter: Segmenter | None = None
         self._scheduler: FrameScheduler | None = None
         self._worker: threading.Thread | None = None
         self._cameras: dict[str, CameraIO] = {}
         self._classes_pub = self._diagnostics_pub = self._diagnostics_timer = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
-    @_transition("configure", "unconfigured", undo=lambda node: node._destroy_entities())
+    @transition("configure", "unconfigured", undo=lambda node: node._destroy_entities())
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read and validate parameters; create publishers."""
         settings, cameras = read_settings(self, self._declare_errors)
-        self._settings = settings
-        output_qos = _qos(settings.qos.output)
-        self._cameras = {camera.name: CameraIO(self, camera, output_qos) for camera in cameras}
+        if settings.outputs.class_map:  # the file is read now; bound to the model's classes
+            read_class_map(settings.outputs.class_map)  # at activate
+        output_qos = qos_profile(settings.qos.output)
         latched = QoSProfile(
             depth=1,
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
+        self._cameras = {
+            camera.name: CameraIO(self, camera, output_qos, latched) for camera in cameras
+        }
         self._classes_pub = self.create_publisher(ClassSet, "classes", latched)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # Wall-clock period: diagnostics keep flowing when a replay's /clock stops.
-        self._diagnostics_timer = self.create_timer(
-            settings.diagnostics_period,
-            self._publish_diagnostics,
-            clock=Clock(clock_type=ClockType.STEADY_TIME),
-        )
+        self._start_diagnostics(settings.diagnostics_period)
+        self._settings = settings
         model = settings.segmenter
         self.get_logger().info(
             f"configured: cameras {list(self._cameras)}, model {model.model!r}, checkpoint "
-            f"{model.checkpoint or 'none (RANDOM weights)'}, backend {model.resolved_backend}"
+            f"{model.weights or 'none (RANDOM weights)'}, backend {model.resolved_backend}"
         )
         return TransitionCallbackReturn.SUCCESS
 
-    @_transition("activate", "inactive", undo=lambda node: node._stop())
+    @transition("activate", "inactive", undo=lambda node: node._stop())
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load and warm up the model, publish the class set, start the worker, subscribe."""
         settings = self._require_settings()
         self._segmenter = self._load_segmenter(settings)
-        self._classes_pub.publish(
-            class_set_message(self._segmenter.class_set, self.get_clock().now().to_msg())
-        )
+        self._class_map = settings.outputs.load_class_map(self._segmenter.class_set)
+        self._publish_classes(settings, self._segmenter, self._class_map)
         self._watch_shift(settings, self._segmenter)
         self._scheduler = FrameScheduler(
             {name: io.health for name, io in self._cameras.items()},
@@ -132,29 +112,29 @@ class VLTSegNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="vltseg-inference", daemon=True)
         self._worker.start()
         for camera in self._cameras.values():
-            camera.subscribe(self, _qos(settings.qos.input), self._on_image)
+            camera.subscribe(self, qos_profile(settings.qos.input), self._on_image)
         self.get_logger().info("active")
         return super().on_activate(state)
 
-    @_transition("deactivate", "active")
+    @transition("deactivate", "active")
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe, stop the worker (after its current batch) and free the model."""
         self._stop()
         return super().on_deactivate(state)
 
-    @_transition("cleanup", "inactive")
+    @transition("cleanup", "inactive")
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Destroy publishers and timers; parameters are read again at the next configure."""
         self._destroy_entities()
         return TransitionCallbackReturn.SUCCESS
 
-    @_transition("shutdown", "where it was")
+    @transition("shutdown", "where it was")
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop everything, from any state."""
         self.release()
         return TransitionCallbackReturn.SUCCESS
 
-    @_transition("error recovery", "finalized")
+    @transition("error recovery", "finalized")
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Recover to unconfigured after an error in a transition."""
         self.release()
@@ -184,14 +164,15 @@ class VLTSegNode(LifecycleNode):
 
     def _process(self, batch: list[PendingFrame]) -> None:
         """Decode, segment as one batch, publish; bad frames and failures are counted."""
-        settings, segmenter = self._require_settings(), self._segmenter
+        # one consistent view of the live settings for the whole batch
+        settings, class_map, segmenter = self._require_settings(), self._class_map, self._segmenter
         if segmenter is None:
             return
         frames = [f for pending in batch if (f := self._prepare(pending, segmenter)) is not None]
         if not frames:
             return
         start = time.perf_counter()
-        results = self._infer(segmenter, settings, frames)
+        results = self._infer(segmenter, settings, class_map, frames)
         inference = time.perf_counter() - start
         for (pending, image, order, _), result in zip(frames, results, strict=True):
             if result is None:  # inference failed: counted and logged by _infer
@@ -205,6 +186,7 @@ class VLTSegNode(LifecycleNode):
                     order,
                     settings.outputs,
                     class_set=segmenter.class_set,
+                    class_map=class_map,
                     with_overlay=camera.overlay_wanted,
                     with_anomaly=camera.anomaly_wanted,
                     shift_score=camera.health.frame_statistics(
@@ -214,7 +196,7 @@ class VLTSegNode(LifecycleNode):
                     ),
                     camera=pending.camera,
                     model=segmenter.config.name,
-                    checkpoint=settings.segmenter.checkpoint,
+                    checkpoint=segmenter.checkpoint,
                     inference_latency=inference,
                     end_to_end_latency=latency,
                     batch_frames=len(frames),
@@ -242,12 +224,16 @@ class VLTSegNode(LifecycleNode):
             return None
 
     def _infer(
-        self, segmenter: Segmenter, settings: NodeSettings, frames: list[_Decoded]
+        self,
+        segmenter: Segmenter,
+        settings: NodeSettings,
+        class_map: BoundClassMap | None,
+        frames: list[_Decoded],
     ) -> list[SegmentationResult | None]:
         """Segment the frames as one batch; None for each frame whose inference failed (logged
         and counted as an error of its camera). When a batch of several frames fails, each
         runs again alone, so that one camera's frame cannot fail the other cameras'."""
-        options = settings.outputs.predict_options()
+        options = settings.outputs.predict_options(class_map)
         options["return_anomaly"] = any(self._cameras[f[0].camera].anomaly_wanted for f in frames)
         try:
             return list(segmenter.predict_frames([f[3] for f in frames], **options))
@@ -296,25 +282,70 @@ class VLTSegNode(LifecycleNode):
 
     def _watch_shift(self, settings: NodeSettings, segmenter: Segmenter) -> None:
         """Give every camera a domain-shift monitor against the checkpoint's calibration."""
-        calibration, outputs = segmenter.config.calibration, settings.outputs
-        method = (outputs.anomaly_method, outputs.anomaly_threshold)
-        if calibration is None:
-            self.get_logger().info(
-                "domain-shift warning off: the checkpoint has no calibration (vltseg calibrate)"
-            )
-        elif not (same := method == (calibration.anomaly_method, calibration.anomaly_threshold)):
-            self.get_logger().warning(
-                f"anomaly_method / anomaly_threshold ({method[0]}, {method[1]:g}) differ from "
-                f"the calibration's ({calibration.anomaly_method}, "
-                f"{calibration.anomaly_threshold:g}): the domain-shift monitor compares mean "
-                "confidence only"
-            )
+        healths = [camera.health for camera in self._cameras.values()]
+        level, message = watch_shift(healths, segmenter.config.calibration, settings)
+        if level:
+            getattr(self.get_logger(), level)(message)
+
+    def _publish_classes(
+        self, settings: NodeSettings, segmenter: Segmenter, class_map: BoundClassMap | None
+    ) -> None:
+        """The class set (/classes) and every camera's LabelInfo: the classes the masks hold
+        (the class map's when one is set) and the confidence threshold in force."""
+        stamp = self.get_clock().now().to_msg()
+        classes = class_map.classes if class_map is not None else segmenter.class_set
+        self._classes_pub.publish(class_set_message(classes, stamp))
+        labels = label_info_message(
+            label_entries(segmenter.class_set, class_map),
+            settings.outputs.confidence_threshold,
+            stamp,
+        )
         for camera in self._cameras.values():
-            monitor = None
-            if calibration is not None:
-                window, threshold = settings.shift_window, settings.shift_threshold
-                monitor = ShiftMonitor(calibration, window, threshold, compare_anomaly=same)
-            camera.health.watch_shift(monitor, "the checkpoint has no calibration")
+            camera.label_info.publish(labels)
+
+    def _start_diagnostics(self, period: float) -> None:
+        """(Re)start the /diagnostics timer; wall-clock period, so that diagnostics keep
+        flowing when a replay's /clock stops."""
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+        self._diagnostics_timer = self.create_timer(
+            period, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        )
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Live parameters take effect at once; any other parameter of the node is refused
+        while it is configured or active (it is read at configure), with the reason. Before
+        configure everything is accepted (the descriptors check types and ranges)."""
+        settings = self._settings
+        if settings is None:
+            return SetParametersResult(successful=True)
+        try:
+            change = live_change(
+                settings, list(self._cameras), parameters, self._segmenter, self._class_map
+            )
+        except VLTSegError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        if change is not None:
+            self._apply(change)
+        return SetParametersResult(successful=True)
+
+    def _apply(self, change: LiveChange) -> None:
+        """Put live settings in force: the next frame uses them; diagnostics period, shift
+        monitors, class set and LabelInfo follow when what they depend on changed."""
+        old, new = change.old, change.new
+        self._settings, self._class_map = new, change.class_map
+        self.get_logger().info(f"parameters in force from the next frame: {change.describe()}")
+        if new.diagnostics_period != old.diagnostics_period:
+            self._start_diagnostics(new.diagnostics_period)
+        segmenter = self._segmenter
+        if segmenter is None:  # inactive: activate binds the class map and publishes
+            return
+        watched = ("anomaly_method", "anomaly_threshold")
+        if any(getattr(new.outputs, k) != getattr(old.outputs, k) for k in watched):
+            self._watch_shift(new, segmenter)
+        published = ("class_map", "confidence_threshold")
+        if any(getattr(new.outputs, k) != getattr(old.outputs, k) for k in published):
+            self._publish_classes(new, segmenter, self._class_map)
 
     def _stop(self) -> None:
         for camera in self._cameras.values():
@@ -324,6 +355,7 @@ class VLTSegNode(LifecycleNode):
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join()
         self._scheduler, self._worker = None, None
+        self._class_map = None
         segmenter, self._segmenter = self._segmenter, None
         if segmenter is not None:
             segmenter.close()
@@ -338,22 +370,17 @@ class VLTSegNode(LifecycleNode):
             if publisher is not None:
                 self.destroy_publisher(publisher)
         self._classes_pub = self._diagnostics_pub = self._diagnostics_timer = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._settings = None
 
     def _publish_diagnostics(self) -> None:
         settings = self._settings
         if settings is None or self._diagnostics_pub is None:
             return
-        engine = DiagnosticStatusWrapper(
-            name=f"{self.get_name()}: engine", hardware_id=settings.segmenter.device
-        )
-        statuses = [engine_status(engine, settings.segmenter, self._segmenter)]
-        for name, camera in self._cameras.items():
-            stat = DiagnosticStatusWrapper(name=camera.health.name, hardware_id=name)
-            statuses.append(camera.health.run(stat))
-        self._diagnostics_pub.publish(
-            DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=statuses)
-        )
+        healths = {name: camera.health for name, camera in self._cameras.items()}
+        statuses = node_statuses(self.get_name(), settings, self._segmenter, healths)
+        stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=stamp), status=statuses))
 
     def _require_settings(self) -> NodeSettings:
         if self._settings is None:
@@ -364,27 +391,20 @@ class VLTSegNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
 
-def _qos(endpoint: EndpointQos) -> QoSProfile:
-    best_effort = endpoint.reliability == "best_effort"
-    return QoSProfile(
-        reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
-        history=HistoryPolicy.KEEP_LAST,
-        depth=endpoint.depth,
-        durability=DurabilityPolicy.VOLATILE,
-    )
-
-
-def autostart(node: VLTSegNode) -> bool:
-    """Configure, then activate; stop at the first failure (which has logged why). True when
-    the node is active."""
-    for trigger in (node.trigger_configure, node.trigger_activate):
-        if trigger() != TransitionCallbackReturn.SUCCESS:
-            return False
-    return True
-
-
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``ros2 run vltseg_ros vltseg_node``."""
+    """Entry point of ``ros2 run vltseg_ros vltseg_node``; ``--help`` prints the usage and the
+    parameters, any other argument before ``--ros-args`` is an error (exit 2)."""
+    own = remove_ros_args(sys.argv if args is None else args)[1:]
+    if own[:1] in (["-h"], ["--help"]):
+        print(usage())
+        return
+    if own:
+        print(
+            f"vltseg_node: error: unrecognized arguments: {' '.join(own)} (parameters go after "
+            "--ros-args as -p NAME:=VALUE; see vltseg_node --help)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     rclpy.init(args=args)
     node = VLTSegNode()
     try:

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -29,9 +28,10 @@ from sensor_msgs.msg import Image
 
 from vltseg_ros.bag.reading import header_stamp_ns, raw_messages
 from vltseg_ros.bag.topics import find_topics
-from vltseg_ros.errors import VLTSegError
-from vltseg_ros.inference.outputs import output_topic
+from vltseg_ros.ros.node.parameters import declare_table, read_table
+from vltseg_ros.ros.replay.process import running
 from vltseg_ros.ros.replay.readiness import ReplayError, wait_for_ready, wait_until_active
+from vltseg_ros.ros.replay.settings import PlayerSettings
 
 
 def message_class(msgtype: str) -> type:
@@ -43,7 +43,8 @@ def message_class(msgtype: str) -> type:
 class BagPlayer(Node):
     """Publishes one bag; :attr:`done` is set when every message was published.
 
-    Args:
+    Parameters (the table :class:`~vltseg_ros.ros.replay.settings.PlayerSettings`; an invalid
+    value raises :class:`~vltseg_ros.errors.ConfigError` naming every one):
         bag: the rosbag2 directory or file.
         rate: timed playback speed factor (2.0 = twice as fast).
         lockstep: wait for the mask of each image before publishing the next.
@@ -62,26 +63,16 @@ class BagPlayer(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("vltseg_bag_player", **kwargs)
-        self.declare_parameter("bag", "")
-        self.declare_parameter("rate", 1.0)
-        self.declare_parameter("lockstep", False)
-        self.declare_parameter("image_topic", "")
-        self.declare_parameter("mask_topic", output_topic("camera", "mask"))
-        self.declare_parameter("lockstep_timeout", 600.0)
-        self.declare_parameter("subscriber_timeout", 60.0)
-        self.declare_parameter("wait_for_node", "")
-        self.declare_parameter("wait_for_recorder", "")
-        self.declare_parameter("node_timeout", 900.0)
-        get = self.get_parameter
-        self.bag = Path(get("bag").value)
-        self.rate = float(get("rate").value)
-        self.lockstep = bool(get("lockstep").value)
-        self.lockstep_timeout = float(get("lockstep_timeout").value)
-        self.subscriber_timeout = float(get("subscriber_timeout").value)
-        self.wait_for_node = str(get("wait_for_node").value)
-        self.wait_for_recorder = str(get("wait_for_recorder").value)
-        self.node_timeout = float(get("node_timeout").value)
-        topics = find_topics(self.bag, get("image_topic").value or None)
+        settings = read_table(self, PlayerSettings, declare_table(self, PlayerSettings))
+        self.bag = Path(settings.bag)
+        self.rate = settings.rate
+        self.lockstep = settings.lockstep
+        self.lockstep_timeout = settings.lockstep_timeout
+        self.subscriber_timeout = settings.subscriber_timeout
+        self.wait_for_node = settings.wait_for_node
+        self.wait_for_recorder = settings.wait_for_recorder
+        self.node_timeout = settings.node_timeout
+        topics = find_topics(self.bag, settings.image_topic or None)
         self.image_topic = topics.image_topic
         self.done = threading.Event()
         self.error: BaseException | None = None  # why play() stopped early, if it did
@@ -101,7 +92,7 @@ class BagPlayer(Node):
         if self.lockstep:
             qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
             self._mask_subscription = self.create_subscription(
-                Image, get("mask_topic").value, self._on_mask, qos
+                Image, settings.mask_topic, self._on_mask, qos
             )
 
     def play(self) -> None:
@@ -187,33 +178,25 @@ def _time_msg(nanoseconds: int) -> Any:
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``ros2 run vltseg_ros vltseg_bag_player --ros-args -p bag:=...``."""
-    rclpy.init(args=args)
-    try:
-        player = BagPlayer()
-    except VLTSegError as exc:
-        print(f"vltseg_bag_player: error: {exc}")
-        rclpy.try_shutdown()
-        raise SystemExit(2) from exc
-    executor = MultiThreadedExecutor()
-    executor.add_node(player)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    try:
-        if player.wait_for_node:
-            wait_until_active(player, player.wait_for_node, timeout=player.node_timeout)
-        if player.wait_for_recorder:
-            wait_for_ready(player, player.wait_for_recorder, timeout=player.node_timeout)
-        player.play()
-    except ReplayError as exc:  # the node did not become active: nothing to play into
-        player.get_logger().error(f"not playing: {exc}")
-        raise SystemExit(1) from exc
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        spinner.join(timeout=5.0)
-        player.destroy_node()
-        rclpy.try_shutdown()
+    with running("vltseg_bag_player", BagPlayer, args) as player:
+        executor = MultiThreadedExecutor()
+        executor.add_node(player)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        try:
+            if player.wait_for_node:
+                wait_until_active(player, player.wait_for_node, timeout=player.node_timeout)
+            if player.wait_for_recorder:
+                wait_for_ready(player, player.wait_for_recorder, timeout=player.node_timeout)
+            player.play()
+        except ReplayError as exc:  # the node did not become active: nothing to play into
+            player.get_logger().error(f"not playing: {exc}")
+            raise SystemExit(1) from exc
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            executor.shutdown()
+            spinner.join(timeout=5.0)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """``vltseg_replay_recorder``: collect a node's outputs during a bag replay and score them.
 
 Subscribes to one camera's ``segmentation/{mask,confidence,overlay,info,camera_info}`` topics
-(serialized, so they are written to the output bag unchanged) and matches every mask to the
-bag's ground-truth label with the same header stamp. When every image of the bag has its mask
+and its ``segmentation/label_info`` (vision_msgs/LabelInfo, transient local: it arrives even when
+the node published it before the recorder subscribed), serialized, so they are written to the
+output bag unchanged, and matches every mask to the bag's ground-truth label with the same
+header stamp. When every image of the bag has its mask
 (or nothing arrived for ``idle_timeout`` seconds) it writes the evaluation report (per-class
 IoU, mIoU, pixel accuracy, engine latency percentiles, frames the node dropped) and an output
 bag with the input topics plus the outputs (and, with ``save_overlays``, one overlay PNG per
@@ -27,42 +29,42 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
+from vision_msgs.msg import LabelInfo
 
 from vltseg_ros.bag.reading import header_stamp_ns, raw_messages, read_labels
-from vltseg_ros.bag.topics import find_topics
+from vltseg_ros.bag.topics import find_topics, open_bag
 from vltseg_ros.bag.writing import BagWriter
-from vltseg_ros.errors import VLTSegError
 from vltseg_ros.evaluation.metrics import ConfusionMatrix
 from vltseg_ros.evaluation.report import EvaluationReport, write_report
-from vltseg_ros.inference.outputs import output_topic
+from vltseg_ros.inference.outputs import LABEL_INFO, output_topic
 from vltseg_ros.io.image_messages import image_to_array
 from vltseg_ros.msg import ClassSet, SegmentationInfo
 from vltseg_ros.ros.node.messages import OUTPUT_TYPES, type_name
+from vltseg_ros.ros.node.parameters import declare_table, read_table
+from vltseg_ros.ros.replay.process import running
 from vltseg_ros.ros.replay.readiness import READY_QOS, READY_TOPIC
+from vltseg_ros.ros.replay.settings import RecorderSettings
 
 
 class ReplayRecorder(Node):
-    """Records and scores one camera's outputs; :attr:`done` is set when it is complete."""
+    """Records and scores one camera's outputs; :attr:`done` is set when it is complete.
+
+    Its parameters are the table :class:`~vltseg_ros.ros.replay.settings.RecorderSettings`; an
+    invalid value raises :class:`~vltseg_ros.errors.ConfigError` naming every one.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("vltseg_replay_recorder", **kwargs)
-        self.declare_parameter("bag", "")
-        self.declare_parameter("out", "replay_eval")
-        self.declare_parameter("camera", "camera")
-        self.declare_parameter("label_topic", "")
-        self.declare_parameter("idle_timeout", 10.0)
-        self.declare_parameter("start_timeout", 600.0)
-        self.declare_parameter("write_bag", True)
-        self.declare_parameter("output_bag", "")
-        self.declare_parameter("save_overlays", False)
-        get = self.get_parameter
-        self.bag = Path(get("bag").value)
-        self.out = Path(get("out").value)
-        self._idle_timeout = float(get("idle_timeout").value)
-        self._start_timeout = float(get("start_timeout").value)
-        topics = find_topics(self.bag, label_topic=get("label_topic").value or None)
+        settings = read_table(self, RecorderSettings, declare_table(self, RecorderSettings))
+        self.bag = Path(settings.bag)
+        self.out = Path(settings.out)
+        self._idle_timeout = settings.idle_timeout
+        self._start_timeout = settings.start_timeout
+        topics = find_topics(self.bag, label_topic=settings.label_topic or None)
         self.expected = topics.image_count
         self._labels = read_labels(self.bag, topics.label_topic) if topics.label_topic else {}
+        with open_bag(self.bag) as reader:  # the earliest log time or frame stamp of the bag
+            self._start_ns = min([reader.start_time, *self._labels])
         self.done = threading.Event()
         self._lock = threading.Lock()
         self._class_set: ClassSet | None = None
@@ -75,12 +77,13 @@ class ReplayRecorder(Node):
         self._report: EvaluationReport | None = None
         self._last_activity: float | None = None  # monotonic time of the last output
         self._started = time.monotonic()
-        output_bag = get("output_bag").value or str(self.out / "segmented")
-        self._writer = self._open_writer(Path(output_bag)) if get("write_bag").value else None
-        self._overlay_dir = self.out / "overlays" if get("save_overlays").value else None
-        camera = get("camera").value
+        output_bag = settings.output_bag or str(self.out / "segmented")
+        self._writer = self._open_writer(Path(output_bag)) if settings.write_bag else None
+        self._overlay_dir = self.out / "overlays" if settings.save_overlays else None
+        camera = settings.camera
         outputs = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self._outputs = {}
+        self._topics: dict[str, str] = {}  # output kind -> its full topic name
         for kind, msg_class in OUTPUT_TYPES.items():
             self._outputs[kind] = subscription = self.create_subscription(
                 msg_class,
@@ -91,13 +94,18 @@ class ReplayRecorder(Node):
             )
             if self._writer is not None:
                 self._writer.add_topic(subscription.topic_name, type_name(msg_class))
-            setattr(self, f"_{kind}_topic", subscription.topic_name)
+            self._topics[kind] = subscription.topic_name
         latched = QoSProfile(
             depth=1,
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
         self.create_subscription(ClassSet, "classes", self._on_classes, latched)
+        self._label_info_topic = self.create_subscription(
+            LabelInfo, output_topic(camera, LABEL_INFO), self._on_label_info, latched, raw=True
+        ).topic_name
+        if self._writer is not None:
+            self._writer.add_topic(self._label_info_topic, type_name(LabelInfo))
         # "ready" (latched) once the node's mask and info publishers have matched: a player
         # that waits for it (wait_for_recorder) publishes nothing this recorder would miss
         self._ready = self.create_publisher(Bool, READY_TOPIC, READY_QOS)
@@ -146,7 +154,7 @@ class ReplayRecorder(Node):
         with self._lock:
             self._last_activity = time.monotonic()
             if self._writer is not None:  # logged at the input's stamp: the bag's timeline
-                self._writer.write(getattr(self, f"_{kind}_topic"), header_stamp_ns(data), data)
+                self._writer.write(self._topics[kind], header_stamp_ns(data), data)
             if kind == "info":
                 self._info = msg
                 self._latencies.append(msg.inference_latency * 1e3)
@@ -158,6 +166,15 @@ class ReplayRecorder(Node):
                     self._pending.append(msg)
                 else:
                     self._score(msg)
+
+    def _on_label_info(self, data: bytes) -> None:
+        """Write the node's LabelInfo as it came, logged at its header stamp, or at the start of
+        the input bag when that is earlier (a node on sim time stamps the LabelInfo it publishes
+        at activation 0, before the first /clock), so that it comes before the masks."""
+        with self._lock:
+            if self._writer is not None:
+                log_time = max(header_stamp_ns(data), self._start_ns)
+                self._writer.write(self._label_info_topic, log_time, data)
 
     def _on_classes(self, classes: ClassSet) -> None:
         with self._lock:
@@ -255,22 +272,13 @@ def _stamp_ns(stamp: Any) -> int:
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``ros2 run vltseg_ros vltseg_replay_recorder --ros-args -p bag:=...``."""
-    rclpy.init(args=args)
-    try:
-        recorder = ReplayRecorder()
-    except VLTSegError as exc:
-        print(f"vltseg_replay_recorder: error: {exc}")
-        rclpy.try_shutdown()
-        raise SystemExit(2) from exc
-    try:
-        while rclpy.ok() and not recorder.done.is_set():
-            rclpy.spin_once(recorder, timeout_sec=0.1)
-        recorder.finish()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        recorder.finish()
-    finally:
-        recorder.destroy_node()
-        rclpy.try_shutdown()
+    with running("vltseg_replay_recorder", ReplayRecorder, args) as recorder:
+        try:
+            while rclpy.ok() and not recorder.done.is_set():
+                rclpy.spin_once(recorder, timeout_sec=0.1)
+            recorder.finish()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            recorder.finish()
 
 
 if __name__ == "__main__":

