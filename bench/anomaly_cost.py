@@ -22,7 +22,8 @@ import torch
 
 from bench.machine import describe_machine
 from vltseg_ros.data.scenes import synthetic_street_scene
-from vltseg_ros.inference.predictor import Segmenter, scores_to_result
+from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.inference.result import scores_to_result
 from vltseg_ros.inference.scores import ANOMALY_METHODS
 
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from vltseg_ros.data.scenes import synthetic_street_scene
-from vltseg_ros.inference.predictor import scores_to_result
+from vltseg_ros.inference.result import scores_to_result
 
 GT = (
     Path(__file__).resolve().parents[2]

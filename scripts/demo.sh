@@ -56,7 +56,7 @@ echo "demo: replaying it through vltseg_node (one frame at a time, as fast as th
 echo
 echo "demo: done. Results in $(cd "$OUT" && pwd):"
 echo "  report.md, report.json, iou.png, confusion.png   metrics"
-echo "  overlays/*.png                                   class colors over every frame"
+echo "  overlays/<frame>.png                             class colors over every frame, named after it"
 echo "  segmented/                                       bag: input + mask/confidence/overlay/anomaly/info/label_info"
 echo "  node.log                                         the node's log"
 frames_text="6 generated street scenes (seeds $SCENE_SEED-$((SCENE_SEED + 5)), never trained on)"

@@ -51,6 +51,11 @@ class EngineOutOfMemoryError(EngineError):
     """An engine ran out of (GPU) memory on a batch; a smaller batch may still fit."""
 
 
+class NonFiniteOutputError(EngineError):
+    """A network produced NaN or infinite class scores (weights that are not weights, or an
+    overflow in reduced precision); nothing is derived from them."""
+
+
 class ExportError(VLTSegError):
     """A model could not be exported (e.g. to ONNX) or the result could not be written."""
 

@@ -29,7 +29,7 @@ from vltseg_ros.bag.writing import BagWriter
 from vltseg_ros.config.model_config import load_class_set
 from vltseg_ros.errors import BagError
 from vltseg_ros.inference.outputs import OutputSettings, frame_outputs
-from vltseg_ros.inference.predictor import SegmentationResult
+from vltseg_ros.inference.result import SegmentationResult
 from vltseg_ros.inference.summary import ResultSummary
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -245,6 +245,38 @@ def test_labels_are_matched_by_stamp_not_by_order(tmp_path: Path) -> None:
     assert [None if lab is None else lab.stamp_ns for _, lab in pairs] == [*stamps[:3], None]
     frames = list(iter_frames(tmp_path / "bag", "/cam/image_raw", "/cam/labels"))
     assert [int(f.label[0, 0]) for f in frames[:3]] == [0, 1, 2] and frames[3].label is None
+
+
+def test_a_repeated_image_stamp_gets_no_second_label(tmp_path: Path) -> None:
+    """Two images with one stamp (a camera that repeats its stamp): the first is paired with
+    the label, the second gets none (never the same label twice, nor another frame's)."""
+    stamps = [START_NS, START_NS, START_NS + 1]
+    rgb = np.zeros((2, 3, 3), np.uint8)
+    with BagWriter(tmp_path / "bag", "sqlite3") as writer:
+        writer.add_topic("/cam/image_raw", IMAGE)
+        writer.add_topic("/cam/labels", IMAGE)
+        for log_time, stamp in enumerate(stamps):
+            writer.write(
+                "/cam/image_raw",
+                START_NS + log_time,
+                serialization.image_cdr(rgb, "rgb8", stamp, "c"),
+            )
+        for log_time, stamp in enumerate((START_NS, START_NS + 1), start=10):
+            label = np.full((2, 3), stamp - START_NS + 7, np.uint8)
+            writer.write(
+                "/cam/labels",
+                START_NS + log_time,
+                serialization.image_cdr(label, "mono8", stamp, "c"),
+            )
+    pairs = list(read_messages(tmp_path / "bag", "/cam/image_raw", "/cam/labels"))
+    assert [m.stamp_ns for m, _ in pairs] == stamps
+    assert [None if lab is None else lab.stamp_ns for _, lab in pairs] == [
+        START_NS,
+        None,
+        START_NS + 1,
+    ]
+    frames = list(iter_frames(tmp_path / "bag", "/cam/image_raw", "/cam/labels"))
+    assert [None if f.label is None else int(f.label[0, 0]) for f in frames] == [7, None, 8]
 
 
 def test_topic_discovery_rule(tmp_path: Path) -> None:

@@ -72,7 +72,8 @@ def test_reliability_diagrams_are_written(calibrated) -> None:
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_bag_with_labels_calibrates_too(tmp_path: Path) -> None:
+def test_a_bag_with_labels_calibrates_too(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the calibrated checkpoint goes into the working directory
     bag = tmp_path / "scenes"
     assert (
         main(["make-bag", "-", str(bag), "--synthetic", "2", "--synthetic-size", "64", "128"]) == 0

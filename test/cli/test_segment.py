@@ -143,9 +143,9 @@ def test_module_entry_point_runs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stems", [["a", "a", "b"]])
 def test_duplicate_stems_get_suffixes(stems, tmp_path: Path) -> None:
-    from vltseg_ros.cli.segment import _unique_stems
+    from vltseg_ros.data.frame_files import unique_stems
 
-    assert _unique_stems([tmp_path / "x" / f"{s}.png" for s in stems]) == ["a", "a_2", "b"]
+    assert unique_stems([tmp_path / "x" / f"{s}.png" for s in stems]) == ["a", "a_2", "b"]
 
 
 def test_onnxruntime_backend_gives_the_pytorch_labels(tmp_path: Path, tiny_onnx, capsys) -> None:

@@ -31,12 +31,32 @@ FULL_KEYS = GOLDEN / "vltseg_reference_full_keys.json"
 
 
 class HistoryBuffer:
-    """Shaped like ``mmengine.logging.HistoryBuffer`` (pickled under that module name)."""
+    """Shaped like ``mmengine.logging.HistoryBuffer`` (pickled under that module name).
 
-    def __init__(self, log: list[float], count: list[int]) -> None:
+    With ``statistics`` it also carries its statistics methods, as the buffers in the
+    ``message_hub`` of MMEngine's training checkpoints do: pickle protocol 2 writes each as
+    ``builtins.getattr(HistoryBuffer, "mean")``.
+    """
+
+    def __init__(self, log: list[float], count: list[int], statistics: bool = False) -> None:
         self._max_length = 1000000
         self._log_history = np.array(log)
         self._count_history = np.array(count)
+        if statistics:
+            methods = (HistoryBuffer.min, HistoryBuffer.max, HistoryBuffer.current)
+            self._statistics_methods = {m.__name__: m for m in (*methods, HistoryBuffer.mean)}
+
+    def mean(self) -> float:
+        return float(self._log_history.sum() / self._count_history.sum())
+
+    def min(self) -> float:
+        return float(self._log_history.min())
+
+    def max(self) -> float:
+        return float(self._log_history.max())
+
+    def current(self) -> float:
+        return float(self._log_history[-1])
 
 
 HistoryBuffer.__module__ = "mmengine.logging.history_buffer"
@@ -86,15 +106,29 @@ def mmengine_meta() -> dict[str, Any]:
     }
 
 
+def training_message_hub() -> dict[str, Any]:
+    """``message_hub`` of an unpublished MMEngine training checkpoint (``iter_N.pth``): its
+    history buffers carry their statistics methods (pickled through ``builtins.getattr``)."""
+    return {
+        "log_scalars": OrderedDict(
+            loss=HistoryBuffer([0.9, 0.3], [1, 1], statistics=True),
+            lr=HistoryBuffer([1e-4], [1], statistics=True),
+        ),
+        "runtime_info": {"iter": 4000, "epoch": 0},
+        "resumed_keys": {"iter": True},
+    }
+
+
 def write_reference_checkpoint(
-    path: Path, state: OrderedDict[str, Tensor], meta: dict[str, Any] | None = None
+    path: Path,
+    state: OrderedDict[str, Tensor],
+    meta: dict[str, Any] | None = None,
+    message_hub: dict[str, Any] | None = None,
 ) -> Path:
     """``torch.save`` of an MMSegmentation-style checkpoint (register_fake_mmengine first)."""
     meta = mmengine_meta() if meta is None else meta
-    checkpoint = {
-        "meta": meta,
-        "state_dict": state,
-        "message_hub": {"log_scalars": OrderedDict(loss=HistoryBuffer([0.3], [1]))},
-    }
+    if message_hub is None:
+        message_hub = {"log_scalars": OrderedDict(loss=HistoryBuffer([0.3], [1]))}
+    checkpoint = {"meta": meta, "state_dict": state, "message_hub": message_hub}
     torch.save(checkpoint, path)
     return path

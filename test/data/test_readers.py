@@ -63,7 +63,8 @@ def test_gta5_palette_label_ids(tmp_path):
 def test_gta5_split_file_and_converted_labels(tmp_path):
     layouts.gta5(tmp_path, {"00001": ids_grid([7]), "00002": ids_grid([26])})
     layouts.write_grey(tmp_path / "labels" / "00002_labelTrainIds.png", ids_grid([5]))
-    (tmp_path / "val.txt").write_text("# held out\n00002.png\n")
+    # an indented comment is a comment too, not an image name
+    (tmp_path / "val.txt").write_text("# held out\n  # 00001.png (not in val)\n00002.png\n")
     item = _single(build_dataset("gta", tmp_path, "val"))
     np.testing.assert_array_equal(item["labels"], ids_grid([5]))  # train ids preferred
     assert len(build_dataset("gta5", tmp_path, "train")) == 2  # no train.txt: every image

@@ -58,7 +58,9 @@ def test_ece_matches_direct_computation_over_frames_with_valid_masks(rng):
     for _ in range(3):
         confidence = rng.uniform(0.0, 1.0, (30, 40)).astype(np.float32)
         confidence[0, :3] = [0.0, 1.0, 2.0 / 15.0]  # the ends and an edge
-        correct = rng.uniform(size=(30, 40)) < confidence**2  # overconfident
+        # overconfident below 0.5, underconfident above: one bin would average the two away
+        truth = np.where(confidence < 0.5, confidence**2, np.sqrt(confidence))
+        correct = rng.uniform(size=(30, 40)) < truth
         valid = rng.uniform(size=(30, 40)) < 0.8
         accumulator.add(confidence, correct, valid)
         kept_confidence.append(confidence[valid].astype(np.float64))
@@ -67,6 +69,9 @@ def test_ece_matches_direct_computation_over_frames_with_valid_masks(rng):
     result = accumulator.result()
     assert result.ece == pytest.approx(_direct_ece(confidence, correct), abs=1e-12)
     assert result.ece > 0.1
+    one_bin = abs(correct.mean() - confidence.mean())  # what a broken binning would give
+    assert one_bin == pytest.approx(_direct_ece(confidence, correct, bins=1), abs=1e-12)
+    assert result.ece > one_bin + 0.05
     assert result.pixels == confidence.size == result.bin_counts.sum()
 
 

@@ -19,7 +19,8 @@ from vltseg_ros.data import build_dataset
 from vltseg_ros.evaluation.anomaly_eval import AnomalyScoring
 from vltseg_ros.evaluation.dataset_eval import score_dataset
 from vltseg_ros.evaluation.report import EvaluationReport, markdown_table, write_report
-from vltseg_ros.inference.predictor import SegmentationResult, Segmenter
+from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.inference.result import SegmentationResult
 from vltseg_ros.model.checkpoint import save_checkpoint
 from vltseg_ros.model.segmentor import build_model
 

@@ -17,7 +17,8 @@ from vltseg_ros.engines import TorchEngine
 from vltseg_ros.engines.base import Engine
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.inference.outputs import OutputSettings, frame_outputs
-from vltseg_ros.inference.predictor import Segmenter, scores_to_result
+from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.inference.result import scores_to_result
 from vltseg_ros.inference.scores import apply_temperature, merge_probabilities
 from vltseg_ros.model.segmentor import build_model
 

@@ -118,6 +118,25 @@ def test_bad_images_raise_specific_errors(segmenter, image, message) -> None:
         segmenter.predict(image)
 
 
+def test_frames_smaller_than_a_patch_run_where_they_are_resized(segmenter) -> None:
+    """Whole mode and test_scale resize every frame, so a 4x6 frame is fine there; sliding
+    it as it is (slide mode, no test_scale) is refused (above)."""
+    tiny_frame = _image(4, 6)
+    base = segmenter.inference
+    try:
+        for inference in (
+            dataclasses.replace(base, mode="whole", whole_size=(64, 64)),
+            dataclasses.replace(base, test_scale=(128, 64)),
+        ):
+            segmenter.inference = inference
+            result = segmenter.predict(tiny_frame)
+            assert result.labels.shape == (4, 6) and result.confidence.shape == (4, 6)
+    finally:
+        segmenter.inference = base
+    with pytest.raises(InvalidImageError, match="smaller than the model's patch"):
+        segmenter.predict(tiny_frame)
+
+
 def test_bad_settings(segmenter, tiny_model) -> None:
     with pytest.raises(InvalidImageError, match="color_order"):
         segmenter.predict(_image(64, 64), "yuv")

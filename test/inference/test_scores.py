@@ -11,7 +11,8 @@ import torch
 from vltseg_ros.config.model_config import Calibration, InferenceConfig
 from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.errors import ConfigError
-from vltseg_ros.inference.predictor import Segmenter, scores_to_result
+from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.inference.result import scores_to_result
 from vltseg_ros.inference.scores import ANOMALY_METHODS, anomaly_score, apply_temperature
 
 # 3 classes x 2 pixels: one a class owns (known), one no query claims (unknown)

@@ -133,3 +133,18 @@ def test_sampler_shards_are_slices_of_the_global_batches():
         InfiniteKeyedSampler(size, start=5, rank=0, world_size=3, chunk=2)
     with pytest.raises(DatasetError):
         InfiniteKeyedSampler(size, rank=3, world_size=3)
+
+
+def test_sampler_shuffles_each_pass_differently_and_reproducibly() -> None:
+    sampler = InfiniteKeyedSampler(50, seed=3)
+    first, second = sampler.order(0), sampler.order(1)
+    for order in (first, second):  # each pass is a permutation of every sample
+        assert sorted(order.tolist()) == list(range(50))
+    assert first.tolist() != list(range(50))  # shuffled, not in order
+    assert first.tolist() != second.tolist()  # another order each pass
+    assert InfiniteKeyedSampler(50, seed=3).order(1).tolist() == second.tolist()
+    assert InfiniteKeyedSampler(50, seed=4).order(0).tolist() != first.tolist()
+    drawn = [index for index, _ in itertools.islice(sampler, 100)]
+    assert drawn == [*first.tolist(), *second.tolist()]
+    unshuffled = InfiniteKeyedSampler(50, seed=3, shuffle=False)
+    assert unshuffled.order(7).tolist() == list(range(50))

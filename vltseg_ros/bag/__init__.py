@@ -6,6 +6,7 @@
 - :mod:`~vltseg_ros.bag.writing`, :mod:`~vltseg_ros.bag.serialization`: writing CDR messages.
 - :mod:`~vltseg_ros.bag.frames`: image / label files in folders (Cityscapes, ACDC, plain).
 - :mod:`~vltseg_ros.bag.make_bag`: bags from folders or synthetic scenes (``vltseg make-bag``).
+- :mod:`~vltseg_ros.bag.frame_names`: the frames' names make-bag stores in ``metadata.yaml``.
 - :mod:`~vltseg_ros.bag.evaluate`, :mod:`~vltseg_ros.bag.result_writer`: ``vltseg bag-eval``.
 - :mod:`~vltseg_ros.bag.score_masks`: ``vltseg bag-eval --mask-topic`` (masks already in a bag).
 """

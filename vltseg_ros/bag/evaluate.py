@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from vltseg_ros.bag.frame_names import read_frame_names
 from vltseg_ros.bag.frames import FramePair, anomaly_label_files, label_files, read_label
 from vltseg_ros.bag.reading import BagFrame, iter_frames, storage_of
 from vltseg_ros.bag.result_writer import SegmentationBagWriter
@@ -43,7 +44,8 @@ from vltseg_ros.evaluation.dataset_eval import add_calibration, calibration_resu
 from vltseg_ros.evaluation.metrics import ConfusionMatrix
 from vltseg_ros.evaluation.report import EvaluationReport
 from vltseg_ros.inference.outputs import OutputSettings
-from vltseg_ros.inference.predictor import SegmentationResult, Segmenter
+from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.inference.result import SegmentationResult
 
 LOG = logging.getLogger(__name__)
 _TRUTH_VALUES = np.array([0, 1, 255], np.uint8)
@@ -381,6 +383,7 @@ def _output_writer(
         settings=options.outputs,
         model=report.model,
         checkpoint=report.checkpoint,
+        frame_names=read_frame_names(bag),
     )
 
 

@@ -7,19 +7,23 @@ Per frame, at one header stamp (also the log time; frames ``1 / rate`` s apart):
 - its label, when it has one: ``sensor_msgs/Image`` mono8 train ids on ``label_topic``;
 - ``sensor_msgs/CameraInfo`` on ``<topic's namespace>/camera_info`` (an undistorted pinhole
   with focal length = image width and the principal point at the center).
+
+Given the frames' names, the bag's metadata.yaml maps each stamp to its frame's name
+(:mod:`vltseg_ros.bag.frame_names`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from vltseg_ros.bag.frame_names import FRAME_NAMES_KEY, encode_frame_names
 from vltseg_ros.bag.frames import FramePair, load_frame
 from vltseg_ros.bag.serialization import (
     JPEG_FORMAT,
@@ -31,7 +35,7 @@ from vltseg_ros.bag.topics import output_namespace
 from vltseg_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE
 from vltseg_ros.bag.writing import BagWriter, Storage
 from vltseg_ros.data.scenes import synthetic_street_scene
-from vltseg_ros.data.scenes_dataset import HELD_OUT_SEED
+from vltseg_ros.data.scenes_dataset import HELD_OUT_SEED, scene_base_name
 from vltseg_ros.errors import ConfigError
 
 LOG = logging.getLogger(__name__)
@@ -107,26 +111,46 @@ def synthetic_frames(count: int, height: int = 512, width: int = 1024) -> Iterat
     )
 
 
-def write_frames_bag(out: Path, frames: Iterable[Frame], layout: BagLayout) -> dict[str, int]:
-    """Write ``frames`` into a new bag ``out``; on any error nothing is left behind.
+def synthetic_names(count: int) -> list[str]:
+    """The names of the :func:`synthetic_frames` scenes (``vltseg make-scenes``'s names of the
+    scenes of those seeds: ``scenes_100000_000000`` ...)."""
+    return [scene_base_name(seed) for seed in range(HELD_OUT_SEED, HELD_OUT_SEED + count)]
+
+
+def write_frames_bag(
+    out: Path,
+    frames: Iterable[Frame],
+    layout: BagLayout,
+    names: Sequence[str] | None = None,
+) -> dict[str, int]:
+    """Write ``frames`` into a new bag ``out``; on any error or interrupt nothing is left
+    behind (:class:`~vltseg_ros.bag.writing.BagWriter`).
+
+    Args:
+        names: the frames' names, in order (plain file names, e.g. unique file stems), stored
+            in the metadata as :mod:`vltseg_ros.bag.frame_names` says; None: no names.
 
     Returns:
         topic -> number of messages written.
 
     Raises:
-        BagError: ``out`` exists, or a frame cannot be read (bad file, label size mismatch).
+        BagError: ``out`` exists or cannot be written, or a frame cannot be read (bad file,
+            label size mismatch).
         ConfigError: invalid layout.
     """
     layout.validate()
     start = layout.start_ns if layout.start_ns is not None else time.time_ns() // 10**6 * 10**6
     step = round(1e9 / layout.rate)
     label_topic = _absolute(layout.label_topic)
+    named: dict[int, str] = {}
     writer = BagWriter(out, layout.storage)
     try:
         writer.add_topic(layout.image_topic, COMPRESSED_IMAGE if layout.compressed else IMAGE)
         writer.add_topic(layout.camera_info_topic, CAMERA_INFO)
         for index, (image, label) in enumerate(frames):
             stamp = start + index * step
+            if names is not None:
+                named[stamp] = names[index]
             writer.write(layout.image_topic, stamp, _image_cdr(image, stamp, layout))
             if label is not None:
                 writer.add_topic(label_topic, IMAGE)
@@ -137,6 +161,8 @@ def write_frames_bag(out: Path, frames: Iterable[Frame], layout: BagLayout) -> d
                 stamp,
                 camera_info_cdr(height, width, stamp, layout.frame_id),
             )
+        if named:
+            _store_names(writer, named)
     except BaseException:
         writer.discard()
         raise
@@ -144,6 +170,13 @@ def write_frames_bag(out: Path, frames: Iterable[Frame], layout: BagLayout) -> d
     counts = dict(writer.counts)
     LOG.info("wrote %s: %s", out, ", ".join(f"{t} {n}" for t, n in counts.items()))
     return counts
+
+
+def _store_names(writer: BagWriter, names: dict[int, str]) -> None:
+    try:
+        writer.set_custom_data(FRAME_NAMES_KEY, encode_frame_names(names))
+    except ValueError as exc:  # e.g. a file name with spaces
+        LOG.warning("frame names not stored (%s): a replay names overlays by stamp", exc)
 
 
 def _image_cdr(rgb: np.ndarray, stamp: int, layout: BagLayout) -> bytes:

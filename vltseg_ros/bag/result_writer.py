@@ -14,10 +14,12 @@ byte for byte and the labels (from the bag, or from a labels folder as mono8 on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from vltseg_ros.bag.frame_names import FRAME_NAMES_KEY, encode_frame_names
 from vltseg_ros.bag.reading import BagFrame
 from vltseg_ros.bag.serialization import image_cdr, label_info_cdr, outputs_cdr
 from vltseg_ros.bag.topics import camera_name, output_namespace
@@ -27,7 +29,7 @@ from vltseg_ros.config.class_map import BoundClassMap
 from vltseg_ros.config.model_config import ClassSetConfig
 from vltseg_ros.inference.outputs import LABEL_INFO as LABEL_INFO_OUTPUT
 from vltseg_ros.inference.outputs import OutputSettings, frame_outputs, label_entries, output_topic
-from vltseg_ros.inference.predictor import SegmentationResult
+from vltseg_ros.inference.result import SegmentationResult
 
 
 class SegmentationBagWriter:
@@ -45,6 +47,8 @@ class SegmentationBagWriter:
         model, checkpoint: reported in every info message ("" checkpoint = random weights).
         class_map: the class map the results were predicted with (its output classes replace
             ``class_set``'s), or None.
+        frame_names: the input bag's frame names by stamp (:mod:`vltseg_ros.bag.frame_names`),
+            stored in the written bag too.
 
     The label_info is written once, with the first frame: its classes and threshold are fixed
     for the writer's life (an offline run changes neither).
@@ -63,6 +67,7 @@ class SegmentationBagWriter:
         model: str,
         checkpoint: str,
         class_map: BoundClassMap | None = None,
+        frame_names: Mapping[int, str] | None = None,
     ) -> None:
         namespace = output_namespace(image_topic)
         self.camera = camera_name(image_topic)
@@ -83,6 +88,8 @@ class SegmentationBagWriter:
         for kind, topic in self.topics.items():
             self._writer.add_topic(topic, SEGMENTATION_INFO if kind == "info" else IMAGE)
         self._writer.add_topic(self.label_info_topic, LABEL_INFO)
+        if frame_names:
+            self._writer.set_custom_data(FRAME_NAMES_KEY, encode_frame_names(frame_names))
 
     @property
     def counts(self) -> dict[str, int]:
@@ -140,7 +147,7 @@ class SegmentationBagWriter:
             self._writer.write(self.topics[kind], log_time, cdr)
 
     def close(self) -> None:
-        """Finish the bag."""
+        """Finish the bag and move it to its path (until then it is written beside it)."""
         self._writer.close()
 
     def discard(self) -> None:

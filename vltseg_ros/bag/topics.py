@@ -15,11 +15,19 @@ void) is never discovered: it is read only when named.
 
 Anything else is an error that lists the candidates (or all topics) with their types and
 message counts.
+
+A topic's message count is what the bag's storage files index (the MCAP summary or chunk
+indexes, the SQLite messages table), which is what reading yields; where ``metadata.yaml``
+claims another count (a hand-edited or damaged file), the storage's count is used and a
+warning names both. A ``metadata.yaml`` that is not valid YAML is an error of one line naming
+the file, the problem and its line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +38,7 @@ from vltseg_ros.bag.typestore import COMPRESSED_IMAGE, IMAGE, typestore
 from vltseg_ros.errors import BagError, VLTSegError
 from vltseg_ros.io.image_messages import SUPPORTED_ENCODINGS
 
+LOG = logging.getLogger(__name__)
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 _NOT_IMAGE_WORDS = ("label", "mask", "segmentation")
 _COLOR_ENCODINGS = frozenset(e for e in SUPPORTED_ENCODINGS if not e.startswith("mono"))
@@ -94,6 +103,9 @@ def open_bag(bag: Path | str) -> Iterator[Reader]:
             f".mcap / .db3 file ({exc})"
         ) from None
     except Exception as exc:  # rosbags raises many types for broken files
+        problem = _metadata_problem(path)
+        if problem:
+            raise BagError(f"cannot read bag {path}: {problem}") from exc
         raise bag_corrupt(path, exc) from exc
     try:
         yield reader
@@ -107,19 +119,73 @@ def open_bag(bag: Path | str) -> Iterator[Reader]:
 
 
 def bag_corrupt(path: Path | str, exc: BaseException) -> BagError:
-    """The error for a bag that rosbags cannot read (truncated, corrupt, unsupported)."""
+    """The error for a bag that rosbags cannot read (truncated, corrupt, unsupported), on one
+    line."""
+    detail = " ".join(str(exc).split())
     return BagError(
         f"cannot read bag {path}: it is truncated, corrupt or not a rosbag2 "
-        f"({type(exc).__name__}: {exc})"
+        f"({type(exc).__name__}: {detail})"
     )
 
 
 def list_topics(reader: Reader) -> tuple[TopicSummary, ...]:
-    """Every topic of an open bag, sorted by name."""
-    return tuple(
-        TopicSummary(name, info.msgtype or "?", info.msgcount)
-        for name, info in sorted(reader.topics.items())
+    """Every topic of an open bag, sorted by name, with the message counts its storage files
+    index (the module docstring says why)."""
+    stored = _stored_counts(reader)
+    topics = []
+    for name, info in sorted(reader.topics.items()):
+        count = stored.get(name, info.msgcount)
+        if count != info.msgcount:
+            _warn_count(str(reader.path), name, info.msgcount, count)
+        topics.append(TopicSummary(name, info.msgtype or "?", count))
+    return tuple(topics)
+
+
+@functools.cache  # once per bag and topic, however often a command opens it
+def _warn_count(bag: str, topic: str, claimed: int, stored: int) -> None:
+    LOG.warning(
+        "bag %s: metadata.yaml claims %d messages on %s but its storage holds %d; counting %d",
+        bag,
+        claimed,
+        topic,
+        stored,
+        stored,
     )
+
+
+def _stored_counts(reader: Reader) -> dict[str, int]:
+    """Topic -> messages indexed by the storage files of a bag directory ({} for a single
+    .mcap / .db3 file: its counts come from the file already)."""
+    storages = getattr(reader.storage, "storages", None)
+    if storages is None:
+        return {}
+    counts: dict[str, int] = {}
+    for storage in storages:
+        for connection in storage.connections:
+            counts[connection.topic] = counts.get(connection.topic, 0) + connection.msgcount
+    return counts
+
+
+def _metadata_problem(path: Path) -> str:
+    """What makes a bag directory's metadata.yaml unreadable as YAML, on one line ("" when it
+    reads, or there is none)."""
+    from ruamel.yaml import YAML  # what rosbags parses it with
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    metadata = path / "metadata.yaml"
+    if not metadata.is_file():
+        return ""
+    try:
+        YAML(typ="safe").load(metadata.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        return f"{metadata} is not a UTF-8 text (YAML) file"
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"{metadata} is not valid YAML: {exc.problem or exc.context}{where}"
+    except (YAMLError, OSError) as exc:
+        return f"{metadata} is not valid YAML: {' '.join(str(exc).split())}"
+    return ""
 
 
 def find_topics(

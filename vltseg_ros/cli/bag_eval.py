@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -212,5 +212,13 @@ def default_out_dir(bag: Path) -> Path:
     return bag.parent / f"{name}_eval"
 
 
-def _progress(items: Iterable, total: int) -> Iterable:
-    return tqdm(items, total=total, unit="frame")
+def _progress(items: Iterable, total: int) -> Iterator:
+    """A progress bar of ``total`` frames whose total becomes the frames read, should the bag
+    end sooner (it never shows 12/999999 at the end)."""
+    with tqdm(total=total, unit="frame") as bar:
+        for item in items:
+            yield item
+            bar.update()
+        if bar.n != bar.total:
+            bar.total = bar.n
+            bar.refresh()

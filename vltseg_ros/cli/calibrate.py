@@ -22,6 +22,7 @@ from vltseg_ros.evaluation.calibration import reliability_diagram
 from vltseg_ros.evaluation.dataset_eval import selected_indices
 from vltseg_ros.evaluation.fit_calibration import LabelledFrames, ece_line, fit_calibration
 from vltseg_ros.inference.outputs import OutputSettings
+from vltseg_ros.io.files import staged
 from vltseg_ros.model.checkpoint import save_with_calibration
 
 
@@ -33,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Fit the temperature that minimizes the negative log-likelihood of the "
         "labelled pixels of --dataset or --bag, measure the expected calibration error (15 "
         "bins) before and after and each frame's mean confidence and anomaly fraction, and "
-        "write a copy of --checkpoint with all of it in its metadata (--out), plus "
-        "reliability_before.png, reliability_after.png and calibration.json (--report).",
+        "write a copy of --checkpoint with all of it in its metadata (--out, default in the "
+        "working directory), plus reliability_before.png, reliability_after.png and "
+        "calibration.json (--report). Each file is written whole or not at all.",
     )
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument(
@@ -58,8 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        help="calibrated checkpoint (default: <checkpoint stem>_calibrated.safetensors beside "
-        "the input)",
+        help="calibrated checkpoint (default: <checkpoint stem>_calibrated.safetensors in the "
+        "working directory)",
     )
     parser.add_argument(
         "--report", type=Path, help="report folder (default: calibration_<checkpoint stem>)"
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.pixels_per_frame < 1 or (args.limit is not None and args.limit < 1):
         raise ConfigError("--pixels-per-frame and --limit must be >= 1")
-    out = args.out or checkpoint.with_name(f"{checkpoint.stem}_calibrated.safetensors")
+    out = args.out or Path(f"{checkpoint.stem}_calibrated.safetensors")  # never in a package
     if out.suffix != ".safetensors":
         raise ConfigError(f"--out {out} must be a .safetensors file")
     frames, source = _frames(args)
@@ -101,10 +103,6 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_config(args.model) if args.model else None
     save_with_calibration(checkpoint, out, fit.calibration, model)
     report = args.report or Path(f"calibration_{checkpoint.stem}")
-    report.mkdir(parents=True, exist_ok=True)
-    reliability_diagram(fit.before, report / "reliability_before.png", "before (temperature 1)")
-    title = f"after (temperature {fit.calibration.temperature:.3f})"
-    reliability_diagram(fit.after, report / "reliability_after.png", title)
     summary = {
         "checkpoint": str(checkpoint),
         "calibrated_checkpoint": str(out),
@@ -112,7 +110,12 @@ def run(args: argparse.Namespace) -> int:
         "before": fit.before.to_dict(),
         "after": fit.after.to_dict(),
     }
-    (report / "calibration.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with staged(report, "calibration") as stage:  # the three files, or none
+        before, after = stage / "reliability_before.png", stage / "reliability_after.png"
+        reliability_diagram(fit.before, before, "before (temperature 1)")
+        title = f"after (temperature {fit.calibration.temperature:.3f})"
+        reliability_diagram(fit.after, after, title)
+        (stage / "calibration.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(ece_line(fit))
     print(f"calibrated checkpoint: {out}")
     print(f"report: {report} (reliability_before.png, reliability_after.png, calibration.json)")

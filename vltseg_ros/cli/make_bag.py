@@ -13,6 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vltseg_ros.bag import require_rosbags
+from vltseg_ros.data.frame_files import unique_stems
 from vltseg_ros.errors import BagError, ConfigError
 
 LOG = logging.getLogger(__name__)
@@ -29,7 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "*_gt_labelTrainIds / _labelIds, or <stem>.png in --labels / <stem>_labels.png) as "
         "mono8 train ids with the same header stamp, and a CameraInfo, 1/rate s apart. "
         "With --synthetic N, IMAGES_DIR is '-' and N generated street scenes with exact "
-        "labels are written.",
+        "labels are written. Each frame's name (its file stem, or the scene's name) is "
+        "stored in the bag's metadata.yaml (custom_data vltseg_ros.frame_names); a live "
+        "replay names its overlays after them. An interrupted run (Ctrl-C, SIGTERM) or a "
+        "write error leaves no bag at OUT_BAG.",
     )
     parser.add_argument("images_dir", metavar="IMAGES_DIR", help="image folder, or '-'")
     parser.add_argument("out_bag", type=Path, metavar="OUT_BAG", help="bag directory to create")
@@ -66,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         BagLayout,
         folder_frames,
         synthetic_frames,
+        synthetic_names,
         write_frames_bag,
     )
 
@@ -85,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("with --synthetic N give '-' as IMAGES_DIR and no --labels")
         height, width = args.synthetic_size
         frames, total = synthetic_frames(args.synthetic, height, width), args.synthetic
+        names = synthetic_names(total)
     else:
         if args.images_dir == "-":
             raise ConfigError("IMAGES_DIR '-' needs --synthetic N")
@@ -93,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
         labelled = sum(pair.label is not None for pair in pairs)
         LOG.info("%d image(s) found, %d with a label", len(pairs), labelled)
         frames, total = folder_frames(pairs), len(pairs)
-    counts = write_frames_bag(args.out_bag, tqdm(frames, total=total, unit="frame"), layout)
+        names = unique_stems([pair.image for pair in pairs])
+    progress = tqdm(frames, total=total, unit="frame")
+    counts = write_frames_bag(args.out_bag, progress, layout, names)
     summary = ", ".join(f"{topic}: {count}" for topic, count in counts.items())
     print(f"wrote {args.out_bag} ({args.storage}): {summary}")
     return 0

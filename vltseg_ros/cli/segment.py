@@ -1,4 +1,9 @@
-"""``vltseg segment``: segment image files and write label, confidence and overlay PNGs."""
+"""``vltseg segment``: segment image files and write label, confidence and overlay PNGs.
+
+The four PNGs of an image are written together or not at all (:func:`vltseg_ros.io.files.staged`):
+an interrupt or a write error (a full disk) leaves no partial result set. A write error stops
+the command (exit 2, naming the file); an image that cannot be read is skipped (exit 1).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,20 @@ import logging
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from vltseg_ros.cli.common import add_model_arguments, add_options, load_segmenter, options_from
 from vltseg_ros.config.class_map import BoundClassMap, read_class_map
+from vltseg_ros.data.frame_files import unique_stems
 from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.data.scenes_dataset import HELD_OUT_SEED
 from vltseg_ros.errors import ConfigError, InvalidImageError
 from vltseg_ros.inference.outputs import OutputSettings
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.visualize import anomaly_to_uint8, confidence_to_uint8, overlay
-from vltseg_ros.io.image_files import read_image_file
+from vltseg_ros.io.files import staged
+from vltseg_ros.io.image_files import read_image_file, write_png
 
 LOG = logging.getLogger(__name__)
 
@@ -63,21 +69,22 @@ def run(args: argparse.Namespace) -> int:
     if args.synthetic:
         image, _ = synthetic_street_scene(512, 1024, seed=HELD_OUT_SEED)  # never trained on
         inputs.append(args.out / "synthetic.png")
-        _write(inputs[-1], image[..., ::-1])
+        write_png(inputs[-1], image[..., ::-1])
     outputs = options_from(args, OutputSettings)
     class_map = read_class_map(outputs.class_map) if outputs.class_map else None
     segmenter = load_segmenter(args)
     bound = class_map and class_map.bind(segmenter.class_set, outputs.class_map)
     failures = 0
-    for path, stem in tqdm(list(zip(inputs, _unique_stems(inputs), strict=True)), unit="image"):
+    for path, stem in tqdm(list(zip(inputs, unique_stems(inputs), strict=True)), unit="image"):
         try:
-            _segment_one(segmenter, read_image_file(path), outputs, f"{args.out}/{stem}", bound)
+            images = _segment_one(segmenter, read_image_file(path), outputs, bound)
         except InvalidImageError as exc:
             LOG.error("%s; skipped", exc)
             failures += 1
-        except OSError as exc:  # writing the results
-            LOG.error("cannot write the results of %s: %s; skipped", path, exc)
-            failures += 1
+            continue
+        with staged(args.out, stem) as stage:  # all four PNGs, or none (a write error: exit 2)
+            for kind, image in images.items():
+                write_png(stage / f"{stem}_{kind}.png", image)
     LOG.info("wrote %d result set(s) to %s", len(inputs) - failures, args.out)
     return 1 if failures else 0
 
@@ -86,9 +93,9 @@ def _segment_one(
     segmenter: Segmenter,
     bgr: np.ndarray,
     settings: OutputSettings,
-    prefix: str,
     class_map: BoundClassMap | None = None,
-) -> None:
+) -> dict[str, np.ndarray]:
+    """The images to write, by kind: labels, confidence, overlay (BGR), anomaly (uint8)."""
     result = segmenter.predict(
         bgr,
         "bgr",
@@ -100,25 +107,9 @@ def _segment_one(
     rgb = np.ascontiguousarray(bgr[..., ::-1])
     classes = segmenter.class_set if class_map is None else class_map.classes
     blended = overlay(rgb, result.labels, classes, alpha=settings.overlay_alpha)
-    _write(Path(f"{prefix}_labels.png"), result.labels)
-    _write(Path(f"{prefix}_confidence.png"), confidence_to_uint8(result.confidence))
-    _write(Path(f"{prefix}_overlay.png"), blended[..., ::-1])
-    _write(
-        Path(f"{prefix}_anomaly.png"), anomaly_to_uint8(result.anomaly, settings.anomaly_method)
-    )
-
-
-def _write(path: Path, image: np.ndarray) -> None:
-    """Write a PNG (3-channel images in BGR order, as OpenCV expects)."""
-    if not cv2.imwrite(str(path), np.ascontiguousarray(image)):
-        raise OSError(f"OpenCV could not write {path}")
-
-
-def _unique_stems(paths: list[Path]) -> list[str]:
-    """File stems, suffixed with _2, _3, ... where two inputs share a stem."""
-    seen: dict[str, int] = {}
-    stems = []
-    for path in paths:
-        seen[path.stem] = seen.get(path.stem, 0) + 1
-        stems.append(path.stem if seen[path.stem] == 1 else f"{path.stem}_{seen[path.stem]}")
-    return stems
+    return {
+        "labels": result.labels,
+        "confidence": confidence_to_uint8(result.confidence),
+        "overlay": blended[..., ::-1],
+        "anomaly": anomaly_to_uint8(result.anomaly, settings.anomaly_method),
+    }

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="*",
         metavar="KEY=VALUE",
         help="config overrides, e.g. train.iterations=200 data.source=gta5:/data/gta5 "
-        "model.init=/ckpt/open_clip_model.safetensors (values are YAML)",
+        "model.init=/ckpt/open_clip_model.safetensors (values are YAML); before or after the "
+        "options",
     )
     parser.add_argument("--out", type=Path, help="run folder (default: output_dir of the config)")
     parser.add_argument(
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--device", help="cpu or cuda (default: cuda when available); torchrun: cuda:LOCAL_RANK"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, intermixed="overrides")
 
 
 def run(args: argparse.Namespace) -> int:

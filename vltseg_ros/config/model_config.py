@@ -29,6 +29,44 @@ DEFAULT_MODEL = "vit-b-16"
 """Architecture the CLI and the node use when given neither a model nor a checkpoint."""
 _CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
+REFERENCE_ARCHITECTURE = "the VLTSeg reference EVA02-L/14 + Mask2Former"
+MAX_PARAMETERS = 700_000_000
+"""Most weights a model may have: about twice :data:`REFERENCE_ARCHITECTURE` (342 M, the
+largest real architecture); 2.8 GB in float32. Checked when a model is built
+(:func:`vltseg_ros.model.segmentor.expected_layout`), on the ``meta`` device first."""
+
+# What a config may declare, per size: (bound, the reference's value). The bounds keep any
+# declared architecture cheap to build on the meta device and to check against MAX_PARAMETERS.
+_ENCODER_BOUNDS: dict[str, tuple[float, str]] = {
+    "width": (2048, "1024"),
+    "embed_dim": (2048, "1024"),
+    "layers": (48, "24"),
+    "depth": (48, "24"),
+    "heads": (64, "16"),
+    "num_heads": (64, "16"),
+    "head_width": (256, "64"),
+    "mlp_ratio": (8, "2.67"),
+    "image_size": (4096, "1024"),
+    "img_size": (4096, "1024"),
+    "patch_size": (64, "14"),
+}
+_HEAD_BOUNDS: dict[str, tuple[float, str]] = {
+    "feat_channels": (1024, "256"),
+    "out_channels": (1024, "256"),
+    "num_queries": (1000, "100"),
+    "pixel_decoder.num_layers": (24, "6"),
+    "pixel_decoder.num_heads": (64, "8"),
+    "pixel_decoder.num_points": (32, "4"),
+    "pixel_decoder.ffn_channels": (8192, "1024"),
+    "transformer_decoder.num_layers": (36, "9"),
+    "transformer_decoder.num_heads": (64, "8"),
+    "transformer_decoder.ffn_channels": (8192, "2048"),
+}
+MAX_NETWORK_INPUT = 4096
+"""Largest side of a network input (``crop_size``, ``whole_size``): 4x the reference's 1024."""
+MAX_TEST_SCALE = 8192
+"""Largest side of ``test_scale``: 4x the reference's 2048."""
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -65,6 +103,14 @@ class EncoderConfig:
             )
         if not 0.0 <= self.drop_path < 1.0:
             raise ConfigError(f"encoder.drop_path must be in [0, 1), got {self.drop_path}")
+        sizes = {f"vision_cfg.{k}": v for k, v in self.vision_cfg.items()}
+        sizes.update((f"timm_kwargs.{k}", v) for k, v in self.timm_kwargs.items())
+        if self.embed_dim is not None:
+            sizes["embed_dim"] = self.embed_dim
+        for name, value in sizes.items():
+            bound = _ENCODER_BOUNDS.get(name.rpartition(".")[2])
+            if bound is not None:
+                _check_bound(f"encoder.{name}", value, bound)
 
 
 @dataclass(frozen=True)
@@ -124,6 +170,10 @@ class HeadConfig:
                 )
         if min(pd.num_layers, pd.num_points, pd.ffn_channels, td.num_layers, td.ffn_channels) < 1:
             raise ConfigError("head: layer, point and ffn counts must be positive")
+        for name, bound in _HEAD_BOUNDS.items():
+            section, _, field_name = name.rpartition(".")
+            owner = getattr(self, section) if section else self
+            _check_bound(f"head.{name}", getattr(owner, field_name), bound)
 
 
 @dataclass(frozen=True)
@@ -199,6 +249,12 @@ class InferenceConfig:
         for name, pair in pairs.items():
             if len(pair) != 2 or min(pair) <= 0:
                 raise ConfigError(f"inference.{name} must be two positive integers, got {pair}")
+            limit = MAX_TEST_SCALE if name == "test_scale" else MAX_NETWORK_INPUT
+            if max(pair) > limit:
+                raise ConfigError(
+                    f"inference.{name} {pair} exceeds the bound of {limit} pixels a side "
+                    f"(4x that of {REFERENCE_ARCHITECTURE})"
+                )
         if self.stride[0] > self.crop_size[0] or self.stride[1] > self.crop_size[1]:
             raise ConfigError(
                 f"inference.stride {self.stride} must not exceed crop_size {self.crop_size} "
@@ -349,6 +405,22 @@ def load_class_set(name: str) -> ClassSetConfig:
     class_set = build_dataclass(ClassSetConfig, _read_builtin("classes", name, "class set"), name)
     class_set.validate()
     return class_set
+
+
+def _check_bound(name: str, value: Any, bound: tuple[float, str]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` (a number or a list of numbers) is at most
+    ``bound[0]``."""
+    limit, reference = bound
+    values = value if isinstance(value, list | tuple) else [value]
+    if not values or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    ):
+        raise ConfigError(f"{name} must be a finite number (or a list of them), got {value!r}")
+    if max(values) > limit:
+        raise ConfigError(
+            f"{name} = {value!r} exceeds the bound of {limit:g} a model config may declare "
+            f"({REFERENCE_ARCHITECTURE} has {reference})"
+        )
 
 
 def _read_builtin(folder: str, name: str, what: str) -> dict[str, Any]:

@@ -12,35 +12,41 @@ to the 19 Cityscapes train ids, and the reference (VLTSeg) augmentation.
 
 from __future__ import annotations
 
-from vltseg_ros.data.dataset import Sample, SegmentationDataset, load_sample, read_label_file
-from vltseg_ros.data.factory import (
-    DATASET_NAMES,
-    build_dataset,
-    canonical_name,
-    parse_dataset_spec,
-)
-from vltseg_ros.data.label_maps import IGNORE_INDEX
-from vltseg_ros.data.sampler import InfiniteKeyedSampler
-from vltseg_ros.data.transforms import (
-    REFERENCE_TRAIN_SIZES,
-    EvalTransform,
-    PhotoMetricDistortion,
-    TrainTransform,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "DATASET_NAMES",
-    "IGNORE_INDEX",
-    "REFERENCE_TRAIN_SIZES",
-    "EvalTransform",
-    "InfiniteKeyedSampler",
-    "PhotoMetricDistortion",
-    "Sample",
-    "SegmentationDataset",
-    "TrainTransform",
-    "build_dataset",
-    "canonical_name",
-    "load_sample",
-    "parse_dataset_spec",
-    "read_label_file",
-]
+# Lazy re-exports (PEP 562): ``vltseg_ros.data.scenes``, ``label_maps`` and ``frame_files`` need
+# no torch, and the bag tools and the Python 3.12 core tests import them without it. Importing
+# the names below loads their module (and torch) on first use only.
+_EXPORTS = {
+    "Sample": "dataset",
+    "SegmentationDataset": "dataset",
+    "load_sample": "dataset",
+    "read_label_file": "dataset",
+    "DATASET_NAMES": "factory",
+    "build_dataset": "factory",
+    "canonical_name": "factory",
+    "parse_dataset_spec": "factory",
+    "IGNORE_INDEX": "label_maps",
+    "InfiniteKeyedSampler": "sampler",
+    "REFERENCE_TRAIN_SIZES": "transforms",
+    "EvalTransform": "transforms",
+    "PhotoMetricDistortion": "transforms",
+    "TrainTransform": "transforms",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Load an exported name's module on first access (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

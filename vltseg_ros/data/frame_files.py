@@ -210,6 +210,17 @@ def load_frame(pair: FramePair) -> tuple[np.ndarray, np.ndarray | None]:
     return image, label
 
 
+def unique_stems(paths: list[Path]) -> list[str]:
+    """The files' stems, suffixed ``_2``, ``_3`` ... where earlier files share a stem (the names
+    ``vltseg segment`` writes its results under and ``vltseg make-bag`` gives its frames)."""
+    seen: dict[str, int] = {}
+    stems = []
+    for path in paths:
+        seen[path.stem] = seen.get(path.stem, 0) + 1
+        stems.append(path.stem if seen[path.stem] == 1 else f"{path.stem}_{seen[path.stem]}")
+    return stems
+
+
 def _label_names(image: Path, separate_labels: bool) -> list[tuple[str, LabelIds]]:
     stem = image.stem
     for pattern, names in _LABEL_CANDIDATES:

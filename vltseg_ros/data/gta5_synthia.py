@@ -89,7 +89,7 @@ def select_split(images: list[Path], root: Path, split: str, dataset: str) -> li
         lines = split_file.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot read split file {split_file}: {exc}") from exc
-    wanted = [Path(line.strip()).stem for line in lines if line.strip() and line[0] != "#"]
+    wanted = [Path(s).stem for line in lines if (s := line.strip()) and not s.startswith("#")]
     by_stem = {image.stem: image for image in images}
     unknown = [stem for stem in wanted if stem not in by_stem]
     if unknown:

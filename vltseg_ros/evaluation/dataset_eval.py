@@ -46,7 +46,9 @@ from vltseg_ros.evaluation.report import (
     write_anomaly_report,
     write_report,
 )
-from vltseg_ros.inference.predictor import SegmentationResult, Segmenter
+from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.inference.result import SegmentationResult
+from vltseg_ros.io.files import staged
 
 LOG = logging.getLogger(__name__)
 
@@ -423,8 +425,8 @@ def write_evaluation(
         write_report(report, out_dir / domain)
     for name, report in (anomaly or {}).items():
         write_anomaly_report(report, out_dir / "anomaly" / name)
-    paths = {"markdown": out_dir / "summary.md", "json": out_dir / "summary.json"}
-    paths["markdown"].write_text(summary_markdown(reports, anomaly), encoding="utf-8")
-    text = json.dumps(summary_dict(reports, anomaly), indent=2) + "\n"
-    paths["json"].write_text(text, encoding="utf-8")
-    return paths
+    with staged(out_dir, "summary") as stage:
+        (stage / "summary.md").write_text(summary_markdown(reports, anomaly), encoding="utf-8")
+        text = json.dumps(summary_dict(reports, anomaly), indent=2) + "\n"
+        (stage / "summary.json").write_text(text, encoding="utf-8")
+    return {"markdown": out_dir / "summary.md", "json": out_dir / "summary.json"}

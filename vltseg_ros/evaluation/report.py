@@ -1,5 +1,6 @@
 """Evaluation reports: per-class IoU, mIoU, accuracy, calibration (ECE), latency and anomaly
-detection (AUROC, AP, FPR at 95 % TPR) as Markdown, JSON and charts."""
+detection (AUROC, AP, FPR at 95 % TPR) as Markdown, JSON and charts. A report's files are
+written together or not at all (:func:`vltseg_ros.io.files.staged`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vltseg_ros.evaluation.metrics import ConfusionMatrix
+from vltseg_ros.io.files import staged
 
 if TYPE_CHECKING:  # calibration imports torch; reports are also written without it
     from vltseg_ros.evaluation.anomaly import AnomalyMetrics
@@ -265,10 +267,11 @@ def write_anomaly_report(report: AnomalyReport, out_dir: Path) -> dict[str, Path
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"markdown": out_dir / "report.md", "json": out_dir / "report.json"}
-    paths["markdown"].write_text(anomaly_markdown(report), encoding="utf-8")
-    paths["json"].write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-    return paths
+    with staged(out_dir, "report") as stage:
+        (stage / "report.md").write_text(anomaly_markdown(report), encoding="utf-8")
+        text = json.dumps(report.to_dict(), indent=2) + "\n"
+        (stage / "report.json").write_text(text, encoding="utf-8")
+    return {"markdown": out_dir / "report.md", "json": out_dir / "report.json"}
 
 
 def write_report(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
@@ -284,27 +287,30 @@ def write_report(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "markdown": out_dir / "report.md",
-        "json": out_dir / "report.json",
-        "iou_chart": out_dir / "iou.png",
-        "confusion_chart": out_dir / "confusion.png",
+    names = {
+        "markdown": "report.md",
+        "json": "report.json",
+        "iou_chart": "iou.png",
+        "confusion_chart": "confusion.png",
     }
-    paths["markdown"].write_text(markdown_table(report), encoding="utf-8")
-    paths["json"].write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-    title = f"{report.model or 'model'}: mIoU {percent(report.confusion.miou())} %"
-    if not report.checkpoint:
-        title += f" ({RANDOM_WEIGHTS_NOTE})"
-    iou_chart(report.names, report.confusion.iou(), title, paths["iou_chart"])
-    confusion_chart(report.names, report.confusion.row_normalized(), paths["confusion_chart"])
     if report.calibration is not None:
-        title = f"{report.model or 'model'}: {report.source or 'reliability'}"
+        names["reliability"] = "reliability.png"
+    with staged(out_dir, "report") as stage:
+        (stage / names["markdown"]).write_text(markdown_table(report), encoding="utf-8")
+        text = json.dumps(report.to_dict(), indent=2) + "\n"
+        (stage / names["json"]).write_text(text, encoding="utf-8")
+        title = f"{report.model or 'model'}: mIoU {percent(report.confusion.miou())} %"
         if not report.checkpoint:
             title += f" ({RANDOM_WEIGHTS_NOTE})"
-        paths["reliability"] = reliability_diagram(
-            report.calibration, out_dir / "reliability.png", title
-        )
-    return paths
+        iou_chart(report.names, report.confusion.iou(), title, stage / names["iou_chart"])
+        normalized = report.confusion.row_normalized()
+        confusion_chart(report.names, normalized, stage / names["confusion_chart"])
+        if report.calibration is not None:
+            title = f"{report.model or 'model'}: {report.source or 'reliability'}"
+            if not report.checkpoint:
+                title += f" ({RANDOM_WEIGHTS_NOTE})"
+            reliability_diagram(report.calibration, stage / names["reliability"], title)
+    return {key: out_dir / name for key, name in names.items()}
 
 
 def _provenance(report: AnomalyReport | EvaluationReport) -> dict:

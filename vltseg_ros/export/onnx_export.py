@@ -30,12 +30,12 @@ import onnx
 import onnx_ir
 import onnxscript.optimizer
 import torch
-from google.protobuf.message import DecodeError
 
 from vltseg_ros.config.model_config import ModelConfig
 from vltseg_ros.errors import CheckpointError, CheckpointNotFoundError, ConfigError, ExportError
 from vltseg_ros.export.fp16 import convert_to_fp16
-from vltseg_ros.io.files import require_file
+from vltseg_ros.export.onnx_header import read_metadata_props
+from vltseg_ros.io.files import atomic_path, require_file
 from vltseg_ros.model.deformable_attention import (
     MultiScaleDeformableAttention,
     Sampling,
@@ -131,10 +131,6 @@ def export_onnx(
         proto = convert_to_fp16(proto)
     _set_metadata(proto, info)
     external = _save(proto, out)
-    try:
-        onnx.checker.check_model(str(out))  # path based: works with external data
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"the exported {out} fails onnx.checker: {exc}") from exc
     size = out.stat().st_size + (external.stat().st_size if external else 0)
     LOG.info(
         "exported %s (%s, input %dx%d, batch %s, %s sampling) to %s%s: %.1f MiB in %.1f s",
@@ -154,18 +150,19 @@ def export_onnx(
 def read_onnx_info(path: Path) -> OnnxModelInfo:
     """The description :func:`export_onnx` stored in an ``.onnx`` file's metadata.
 
-    Only the graph is parsed (external weight files are not read).
+    Only the file's top-level fields are read (:func:`read_metadata_props`): not the graph
+    and its weights, nor external weight files.
 
     Raises:
         CheckpointNotFoundError: ``path`` does not exist.
-        CheckpointError: not an ONNX file, no vltseg_ros metadata, or invalid metadata.
+        CheckpointError: not an ONNX file (checked from its size and first bytes), no
+            vltseg_ros metadata, or invalid metadata.
     """
     path = require_file(path, "ONNX model", CheckpointError, CheckpointNotFoundError)
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, OSError, ValueError, RuntimeError) as exc:
+        meta = read_metadata_props(path)
+    except OSError as exc:
         raise CheckpointError(f"cannot read {str(path)!r} as an ONNX model: {exc}") from exc
-    meta = {prop.key: prop.value for prop in model.metadata_props}
     if meta.get("vltseg_ros.format") != FORMAT:
         raise CheckpointError(
             f"{str(path)!r} carries no vltseg_ros metadata (format "
@@ -347,28 +344,46 @@ def _set_metadata(proto: onnx.ModelProto, info: OnnxModelInfo) -> None:
 
 
 def _save(proto: onnx.ModelProto, out: Path) -> Path | None:
-    """Write ``proto``; returns the external data file when the weights needed one."""
+    """Write ``proto`` and check the file with ``onnx.checker``, all or nothing (the model and
+    its external data are written beside ``out`` and renamed into place once checked);
+    returns the external data file when the weights needed one."""
     data = out.with_name(out.name + ".data")
     weights = sum(len(t.raw_data) for t in proto.graph.initializer)
     external = weights > EXTERNAL_DATA_THRESHOLD
     try:
-        data.unlink(missing_ok=True)  # never append to (or leave) a stale weight file
-        onnx.save_model(
-            proto,
-            str(out),
-            save_as_external_data=external,
-            all_tensors_to_one_file=True,
-            location=data.name,
-            size_threshold=1024,
-        )
+        with atomic_path(out) as staged:  # its .data beside it moves with it
+            onnx.save_model(
+                proto,
+                str(staged),
+                save_as_external_data=external,
+                all_tensors_to_one_file=True,
+                location=data.name,
+                size_threshold=1024,
+            )
+            _check(staged, out)
+        if not external:
+            data.unlink(missing_ok=True)  # never leave a stale weight file beside it
     except (OSError, ValueError) as exc:
-        raise ExportError(f"cannot write the ONNX model to {str(out)!r}: {exc}") from exc
+        raise ExportError(f"cannot write the ONNX model to {str(out)!r}: {_os_text(exc)}") from exc
     if external:
         LOG.info(
             "weights (%.1f GiB) written to %s: keep it next to %s", weights / 2**30, data, out
         )
         return data
     return None
+
+
+def _check(path: Path, shown: Path) -> None:
+    try:
+        onnx.checker.check_model(str(path))  # path based: works with external data
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"the exported {shown} fails onnx.checker: {exc}") from exc
+
+
+def _os_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
 
 
 def _pair(value: Any) -> tuple[int, int]:

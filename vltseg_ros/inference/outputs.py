@@ -22,7 +22,7 @@ from vltseg_ros.inference.scores import ANOMALY_METHODS, DEFAULT_THRESHOLDS
 from vltseg_ros.inference.visualize import confidence_to_uint8, overlay
 
 if TYPE_CHECKING:  # no torch import: the launch files use output_topic
-    from vltseg_ros.inference.predictor import SegmentationResult
+    from vltseg_ros.inference.result import SegmentationResult
 
 OUTPUTS = ("mask", "confidence", "overlay", "anomaly", "info", "camera_info")
 """The per-camera output topics, ``<camera>/segmentation/<output>``."""

@@ -14,8 +14,10 @@ the anomaly score is not affected.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
+import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,52 +46,21 @@ from vltseg_ros.engines import (
 from vltseg_ros.errors import ConfigError, EngineOutOfMemoryError
 from vltseg_ros.inference.preprocess import (
     ColorOrder,
-    resize_nearest,
     to_normalized_tensor,
     validate_image,
 )
-from vltseg_ros.inference.preprocess import resize as _resize
+from vltseg_ros.inference.result import ResizeMode, SegmentationResult, scores_to_result
 from vltseg_ros.inference.scores import (
     AnomalyMethod,
-    anomaly_score,
-    apply_temperature,
+    check_finite,
     check_method,
-    merge_probabilities,
 )
-from vltseg_ros.inference.summary import ResultSummary
-from vltseg_ros.inference.summary import summarize as summarize_result
 from vltseg_ros.inference.tiling import ScoreCanvas, Tiling, tile
 
 LOG = logging.getLogger(__name__)
 
-ResizeMode = Literal["scores", "labels"]
 OutputSize = tuple[int, int] | Literal["model"] | None
 Key = TypeVar("Key")
-
-
-@dataclass(frozen=True)
-class SegmentationResult:
-    """Per-pixel result for one frame, at the requested output size (H, W).
-
-    Attributes:
-        labels: (H, W) uint8 class train ids (with a class map: output ids); ``ignore_index``
-            (255) where the confidence is below the threshold (or the class is unmapped).
-        confidence: (H, W) float32 in [0, 1], the winning class's normalized score (with a
-            class map: the summed probability of its output class's members).
-        scores: (C, H, W) float32 per-class scores summing to 1 per pixel (with a class map:
-            (K, H, W), the output classes' merged probabilities), or None unless requested.
-        summary: per-class pixel shares and mean confidences of ``labels`` (and the share of
-            anomalous pixels), or None unless requested (computed on the device before the
-            copy to the host).
-        anomaly: (H, W) float32 per-pixel anomaly score (higher = more anomalous; range by
-            method, see :mod:`vltseg_ros.inference.scores`), or None unless requested.
-    """
-
-    labels: np.ndarray
-    confidence: np.ndarray
-    scores: np.ndarray | None = None
-    summary: ResultSummary | None = None
-    anomaly: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -183,7 +154,8 @@ class Segmenter:
         a checkpoint any other model has random weights (logged; ``random_weights`` is set).
         ``options`` are the backend's (:class:`TorchOptions` / :class:`OnnxRuntimeOptions`);
         ``batch_size`` is also the engine's (the compiled PyTorch batch, the TensorRT
-        profile's largest); a static-batch ONNX model lowers it to its own batch.
+        profile's largest); a static-batch ONNX model lowers it to its own batch. A load that
+        fails keeps nothing: the half-built engine is closed and its memory released.
 
         Raises:
             ConfigError: unknown backend, backend / checkpoint mismatch, bad settings.
@@ -193,27 +165,34 @@ class Segmenter:
             model = DEFAULT_MODEL
         if checkpoint is None and shipped_checkpoint(model) is not None:
             checkpoint, model = shipped_checkpoint(model), None
-        engine = create_engine(
-            resolve_backend(backend, checkpoint),
-            model=model,
-            checkpoint=checkpoint,
-            device=device,
-            precision=precision,
-            options=options,
-            batch_size=batch_size,
-        )
-        if checkpoint is None:
-            LOG.warning(
-                "model %r has RANDOM weights (no checkpoint given): its output is meaningless",
-                engine.config.name,
+        engine: Engine | None = None
+        try:
+            engine = create_engine(
+                resolve_backend(backend, checkpoint),
+                model=model,
+                checkpoint=checkpoint,
+                device=device,
+                precision=precision,
+                options=options,
+                batch_size=batch_size,
             )
-        return cls(
-            engine,
-            inference=inference,
-            batch_size=min(batch_size, engine.batch_size or batch_size),
-            random_weights=checkpoint is None,
-            checkpoint=str(checkpoint or ""),
-        )
+            if checkpoint is None:
+                LOG.warning(
+                    "model %r has RANDOM weights (no checkpoint given): its output is meaningless",
+                    engine.config.name,
+                )
+            return cls(
+                engine,
+                inference=inference,
+                batch_size=min(batch_size, engine.batch_size or batch_size),
+                random_weights=checkpoint is None,
+                checkpoint=str(checkpoint or ""),
+            )
+        except BaseException as exc:
+            if engine is not None:
+                engine.close()
+            _release_failed_load(exc, device)
+            raise
 
     @property
     def inference(self) -> InferenceConfig:
@@ -274,6 +253,22 @@ class Segmenter:
         """Release the engine (and its GPU memory); the segmenter cannot predict afterwards."""
         self.engine.close()
 
+    def warm_up(self) -> None:
+        """Run one black frame of the network input size (the first run allocates buffers,
+        compiles, builds TensorRT engines) and check that its class scores are finite.
+
+        Raises:
+            NonFiniteOutputError: a NaN or infinite score (broken weights, or an overflow in
+                reduced precision). On this and any other failure the segmenter is closed
+                (its memory released) before the error is raised.
+        """
+        height, width = self.inference.input_size
+        try:
+            self.predict(np.zeros((height, width, 3), np.uint8))
+        except BaseException:
+            self.close()
+            raise
+
     def prepare(
         self,
         image: np.ndarray,
@@ -285,9 +280,12 @@ class Segmenter:
         ``output_size`` (H, W): its outputs' size (None: the frame's).
 
         Raises:
-            InvalidImageError: not a uint8 (H, W, 3) array, or smaller than one patch.
+            InvalidImageError: not a uint8 (H, W, 3) array, or (when it is slid over as it
+                is, not resized first: slide mode without ``test_scale``) smaller than one
+                patch.
         """
-        frame = validate_image(image, self.patch_size)
+        resized = self.inference.mode == "whole" or self.inference.test_scale is not None
+        frame = validate_image(image, (1, 1) if resized else self.patch_size)
         with torch.inference_mode():
             normalized = to_normalized_tensor(
                 frame, color_order, self.config.normalization, self.device
@@ -365,7 +363,8 @@ class Segmenter:
             ConfigError: an option is out of range, or the class map was bound to other
                 classes.
             EngineError: the engine failed (:class:`EngineOutOfMemoryError` when even the
-                smaller retry ran out of memory).
+                smaller retry ran out of memory; :class:`NonFiniteOutputError` when a score is
+                NaN or infinite: no result is made from it).
         """
         if not 0.0 <= confidence_threshold <= 1.0:
             raise ConfigError(
@@ -383,10 +382,10 @@ class Segmenter:
                 f"{class_map.model_classes.name!r}, not to this model's {self.class_set.name!r}"
             )
         with torch.inference_mode():
-            canvases = self._run([frame.tiling for frame in frames])
+            raws = [canvas.result() for canvas in self._run([f.tiling for f in frames])]
+            check_finite(raws, f"model {self.config.name!r} ({self.backend})")
             results = []
-            for canvas, frame in zip(canvases, frames, strict=True):
-                raw = canvas.result()
+            for raw, frame in zip(raws, frames, strict=True):
                 size = tuple(raw.shape[-2:]) if output_size == "model" else frame.output_size
                 results.append(
                     scores_to_result(
@@ -483,75 +482,11 @@ class Segmenter:
             ) from exc
 
 
-def scores_to_result(
-    raw: Tensor,
-    output_size: tuple[int, int],
-    *,
-    confidence_threshold: float = 0.0,
-    return_scores: bool = False,
-    resize: ResizeMode = "scores",
-    ignore_index: int = 255,
-    summarize: bool = False,
-    temperature: float = 1.0,
-    anomaly_method: AnomalyMethod | None = None,
-    anomaly_threshold: float = 0.0,
-    return_anomaly: bool = False,
-    class_map: BoundClassMap | None = None,
-) -> SegmentationResult:
-    """Raw non-negative class scores -> normalized scores, confidence, labels and anomaly.
-
-    Args:
-        raw: (C, h, w) float scores at model resolution (Mask2Former's raw semantic scores).
-        output_size: (H, W) of the result.
-        confidence_threshold: pixels whose confidence is below it get ``ignore_index``.
-        return_scores: keep the (C, H, W) normalized scores in the result.
-        resize: "scores": bilinear resize of the scores, then argmax (the reference's order);
-            "labels": argmax at model resolution, then nearest resize of labels and confidence.
-        summarize: compute the result's :class:`ResultSummary` (on the scores' device).
-        temperature: calibration temperature of the probabilities (1 = ``s / s.sum(0)``).
-        anomaly_method: the per-pixel anomaly score to compute from the raw scores (None:
-            none); ``anomaly_threshold``: the score above which the summary counts a pixel as
-            anomalous; ``return_anomaly``: keep the (H, W) score in the result.
-        class_map: labels, confidence, scores and summary in its output classes
-            (:func:`merge_probabilities`); None: the model's classes.
-
-    Returns:
-        The result with numpy arrays on the host.
-    """
-    output_size = (int(output_size[0]), int(output_size[1]))
-    # The anomaly score at model resolution (tanh over C full-size maps would cost ~5 % of a
-    # CPU frame); its anomalous share is counted there, and the map is resized like the
-    # scores only when it is returned.
-    anomaly = anomalous = None
-    if anomaly_method is not None:
-        anomaly = anomaly_score(raw, anomaly_method, temperature)
-        anomalous = anomaly > anomaly_threshold
-        if not return_anomaly:
-            anomaly = None
-        elif resize == "scores":
-            anomaly = _resize(anomaly[None], output_size)[0]
-        else:
-            anomaly = resize_nearest(anomaly, output_size)
-    if resize == "scores":
-        raw = _resize(raw, output_size)
-    probs = apply_temperature(raw, temperature)
-    if class_map is None:
-        confidence, labels = probs.max(0)
-        labels = labels.to(torch.uint8)
-    else:
-        probs, labels, confidence = merge_probabilities(probs, class_map)
-    if confidence_threshold > 0:
-        labels[confidence < confidence_threshold] = ignore_index
-    if resize == "labels":
-        labels = resize_nearest(labels, output_size)
-        confidence = resize_nearest(confidence, output_size)
-        probs = _resize(probs, output_size) if return_scores else probs
-    return SegmentationResult(
-        labels=labels.cpu().numpy(),
-        confidence=confidence.cpu().numpy(),
-        scores=probs.cpu().numpy() if return_scores else None,
-        summary=summarize_result(labels, confidence, probs.shape[0], anomalous)
-        if summarize
-        else None,
-        anomaly=None if anomaly is None else anomaly.cpu().numpy(),
-    )
+def _release_failed_load(error: BaseException, device: str | torch.device) -> None:
+    """Free what a failed :meth:`Segmenter.load` allocated: the finished frames of ``error``'s
+    traceback hold the half-built model (their locals are cleared; the message stays), and
+    CUDA's cache holds its memory (returned to the driver)."""
+    traceback.clear_frames(error.__traceback__)
+    gc.collect()
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from vltseg_ros.config.class_map import UNLABELED, BoundClassMap
-from vltseg_ros.errors import ConfigError
+from vltseg_ros.errors import ConfigError, NonFiniteOutputError
 
 AnomalyMethod = Literal["rba", "max_logit", "max_probability", "entropy"]
 ANOMALY_METHODS: tuple[AnomalyMethod, ...] = ("rba", "max_logit", "max_probability", "entropy")
@@ -42,6 +42,32 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 """A starting threshold per method (score above it = anomalous pixel); tune it per model."""
 _EPS = 1e-12
 _FROM_PROBABILITIES = ("max_probability", "entropy")
+
+
+def check_finite(raws: list[Tensor], source: str) -> None:
+    """Refuse raw scores with a NaN or an infinity (checked with one float32 sum per map: a
+    non-finite element makes it non-finite; only then is every element looked at).
+
+    Args:
+        raws: (C, h, w) raw scores of the frames of one call, on one device.
+        source: what produced them (the engine), for the message.
+
+    Raises:
+        NonFiniteOutputError: naming how many frames and pixels are affected.
+    """
+    if not raws or bool(
+        torch.isfinite(torch.stack([r.sum(dtype=torch.float32) for r in raws])).all()
+    ):
+        return
+    bad = [int((~torch.isfinite(r)).any(0).sum()) for r in raws]
+    if not any(bad):
+        return  # finite scores whose sum overflowed
+    raise NonFiniteOutputError(
+        f"{source} produced NaN or infinite class scores at {sum(bad)} pixel(s) of "
+        f"{sum(b > 0 for b in bad)} of {len(raws)} frame(s): its weights are broken (NaN "
+        "weights, or a model that diverged in training) or reduced precision overflowed; try "
+        "fp32, and check the checkpoint"
+    )
 
 
 def check_method(method: str) -> AnomalyMethod:

@@ -59,13 +59,28 @@ class InferenceOverrides:
         """``base`` with these changes, validated.
 
         Raises:
-            ConfigError: the result is inconsistent (e.g. a stride larger than the crop).
+            ConfigError: the result is inconsistent (e.g. a stride larger than the crop), or
+                an override would do nothing: ``test_scale`` or ``stride`` in whole mode (the
+                frame is resized to the network input and run once), or ``crop_size`` in
+                whole mode with a ``whole_size`` (the input size).
         """
         changes = {n: tuple(v) for n in _PAIRS if (v := getattr(self, n)) != UNSET_PAIR}
         if self.mode:
             changes["mode"] = self.mode
         config = dataclasses.replace(base, **changes)
         config.validate()
+        if config.mode == "whole":
+            ignored = [n for n in ("test_scale", "stride") if n in changes]
+            if "crop_size" in changes and config.whole_size is not None:
+                ignored.append("crop_size")
+            if ignored:
+                names = " and ".join(f"inference.{n}" for n in ignored)
+                height, width = config.input_size
+                raise ConfigError(
+                    f"{names} would do nothing: the model runs in whole mode (each frame "
+                    f"resized to {height}x{width} (HxW) and run once); drop "
+                    f"{'it' if len(ignored) == 1 else 'them'}, or set inference.mode slide"
+                )
         return config
 
 

@@ -7,7 +7,7 @@ refuses anything over ``max_pixels``, refuses a truncated JPEG (which OpenCV wou
 half grey without an error), and only then decodes with OpenCV. Files go through
 :func:`read_image_file`, which also tells a missing file from a folder or an empty file. Every
 problem raises :class:`~vltseg_ros.errors.InvalidImageError` with a message naming it. Nothing
-here imports ROS.
+here imports ROS. :func:`write_png` writes a PNG file all or nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from vltseg_ros.errors import InvalidImageError
-from vltseg_ros.io.files import require_file
+from vltseg_ros.io.files import require_file, write_bytes
 
 MAX_IMAGE_PIXELS = 1 << 25
 """Default largest height x width accepted: 33.5 megapixels (8K UHD, 7680 x 4320, fits).
@@ -137,6 +137,20 @@ def read_image_file(
     """
     data, what = _file_bytes(path)
     return decode_image(data, max_pixels=max_pixels, mode=mode, what=what)
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write a (H, W) or (H, W, 3) uint8 image (3 channels in BGR order, as OpenCV expects) as
+    a PNG file, all or nothing (:func:`vltseg_ros.io.files.write_bytes`); returns ``path``.
+
+    Raises:
+        InvalidImageError: OpenCV cannot encode the array.
+        OSError: the file cannot be written (naming ``path``).
+    """
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not ok:
+        raise InvalidImageError(f"OpenCV could not PNG-encode a {image.shape} {image.dtype} array")
+    return write_bytes(path, data.tobytes())
 
 
 def open_image_file(path: str | Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:

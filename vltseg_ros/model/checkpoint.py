@@ -4,6 +4,12 @@ The project's format is a safetensors file whose metadata carries the full model
 checkpoint rebuilds its own model), class names, normalization, crop size, training domain and
 source. ``.pt`` / ``.pth`` files are read only with ``torch.load(weights_only=True)``: a pickle
 that would construct arbitrary Python objects (and could run code) is refused, never executed.
+
+:func:`load_model` checks before it builds: the declared architecture (bounded,
+:data:`~vltseg_ros.config.model_config.MAX_PARAMETERS`) is built on the ``meta`` device and its
+tensor names and shapes are compared with the file's (for safetensors, from the header, before
+any tensor is read); then the tensors must be finite floating-point weights
+(:mod:`vltseg_ros.model.state_checks`). Only then is the real model allocated.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from torch import Tensor, nn
 
 from vltseg_ros.config.model_config import Calibration, ModelConfig
 from vltseg_ros.errors import CheckpointError, CheckpointNotFoundError, ConfigError
-from vltseg_ros.io.files import require_file, require_torch_file
+from vltseg_ros.io.files import atomic_path, require_file, require_torch_file
 from vltseg_ros.model.encoder import ClipEncoder
-from vltseg_ros.model.segmentor import VLTSeg
+from vltseg_ros.model.segmentor import StateLayout, VLTSeg, expected_layout
+from vltseg_ros.model.state_checks import check_layout, check_values
 
 LOG = logging.getLogger(__name__)
 
@@ -54,7 +61,11 @@ def save_checkpoint(
     """Write ``model``'s weights and self-describing metadata to a ``.safetensors`` file.
 
     Returns the written path. Metadata values are strings; ``model_config`` is the JSON of
-    :meth:`ModelConfig.to_dict` (with ``training_domain`` filled in when given).
+    :meth:`ModelConfig.to_dict` (with ``training_domain`` filled in when given). The file is
+    complete or absent (:func:`vltseg_ros.io.files.atomic_path`).
+
+    Raises:
+        CheckpointError: it cannot be written (a full disk), naming ``path``.
     """
     path = Path(path)
     config = model.config
@@ -72,8 +83,11 @@ def save_checkpoint(
         **dict(extra_metadata or {}),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    with atomic_path(path) as staged:  # all or nothing, also when interrupted
+        try:
+            save_file(tensors, str(staged), metadata=metadata)
+        except SafetensorError as exc:  # e.g. "I/O error: No space left on device"
+            raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {exc}") from None
     return path
 
 
@@ -90,9 +104,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]
     """
     path = require_file(path, "checkpoint", CheckpointError, CheckpointNotFoundError)
     if path.suffix == ".safetensors":
+        _, metadata = read_safetensors_layout(path)
         try:
-            with safe_open(str(path), framework="pt") as handle:
-                metadata = dict(handle.metadata() or {})
             return load_file(str(path)), metadata
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"cannot read safetensors file {str(path)!r}: {exc}") from exc
@@ -102,6 +115,23 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]
             f".safetensors or one of {', '.join(_PICKLE_SUFFIXES)}"
         )
     return _state_dict_from(_torch_load_weights_only(path), path), {}
+
+
+def read_safetensors_layout(path: str | Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """Name -> shape of every tensor of a ``.safetensors`` file, and its metadata, from the
+    file's header alone (no tensor is read).
+
+    Raises:
+        CheckpointNotFoundError / CheckpointError: as :func:`read_checkpoint`.
+    """
+    path = require_file(path, "checkpoint", CheckpointError, CheckpointNotFoundError)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            names = handle.keys()
+            shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in names}
+            return shapes, dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read safetensors file {str(path)!r}: {exc}") from exc
 
 
 def load_model(
@@ -117,26 +147,41 @@ def load_model(
         map_location: device the weights are loaded to.
 
     Raises:
-        CheckpointError: missing config, or keys / shapes that do not match the model.
+        CheckpointError: missing or invalid config, an architecture over the bound, tensor
+            names / shapes that do not match it, or tensors that are not finite floating-point
+            weights; all raised before the model is built.
     """
-    state_dict, metadata = read_checkpoint(path)
-    if any(k.startswith(("backbone.", "decode_head.")) for k in state_dict):
+    state_dict: dict[str, Tensor] | None = None
+    if Path(path).suffix == ".safetensors":
+        shapes, metadata = read_safetensors_layout(path)  # the header: no tensor read yet
+    else:
+        state_dict, metadata = read_checkpoint(path)
+        shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
+    if any(k.startswith(("backbone.", "decode_head.")) for k in shapes):
         raise CheckpointError(
             f"{str(path)!r} has MMSegmentation key names (backbone.*, decode_head.*): convert "
             "it first with `vltseg convert-checkpoint IN.pth OUT.safetensors`"
         )
     if config is None:
         config = config_from_metadata(metadata, path)
-    if any(k.startswith("visual.") for k in state_dict) and not any(
-        k.startswith("head.") for k in state_dict
+    if any(k.startswith("visual.") for k in shapes) and not any(
+        k.startswith("head.") for k in shapes
     ):
         raise CheckpointError(
             f"{str(path)!r} looks like an open_clip CLIP checkpoint (image tower only, no "
             "segmentation head); it can initialize the encoder for training "
             "(vltseg_ros.model.checkpoint.load_open_clip_visual) but cannot segment"
         )
+    try:
+        expected = expected_layout(config)
+    except ConfigError as exc:
+        raise CheckpointError(f"{str(path)!r}: {exc}; nothing was built") from exc
+    check_layout(expected, shapes, path, f"the model {config.name!r}")
+    if state_dict is None:
+        state_dict, _ = read_checkpoint(path)
+    check_values(expected, state_dict, path)
     model = VLTSeg(config)
-    _load_strict(model, state_dict, path)
+    model.load_state_dict(state_dict, strict=True)
     return model.to(map_location)
 
 
@@ -230,27 +275,10 @@ def _state_dict_from(obj: Any, path: Path) -> dict[str, Tensor]:
 
 
 def _load_strict(module: nn.Module, state_dict: Mapping[str, Tensor], path: str | Path) -> None:
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    wrong = sorted(
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in set(own) & set(state_dict)
-        if state_dict[k].shape != own[k].shape
-    )
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"{str(path)!r} does not match the model: {_summary('missing', missing)}"
-            f"{_summary('unexpected', unexpected)}{_summary('wrong shape', wrong)}".rstrip("; ")
-        )
+    expected = StateLayout.of(module)
+    check_layout(expected, {k: v.shape for k, v in state_dict.items()}, path)
+    check_values(expected, state_dict, path)
     module.load_state_dict(state_dict, strict=True)
-
-
-def _summary(label: str, items: list[str], limit: int = 8) -> str:
-    if not items:
-        return ""
-    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-    return f"{len(items)} {label} key(s): {', '.join(items[:limit])}{more}; "
 
 
 def _first_line(exc: BaseException) -> str:

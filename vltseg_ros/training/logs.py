@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from vltseg_ros.io.files import atomic_path, write_text
+
 TRAIN_LOG = "train_log.jsonl"
 METRICS_LOG = "metrics.jsonl"
 LOSS_PLOT = "loss.png"
@@ -45,7 +47,7 @@ def truncate_jsonl(path: Path, last_iteration: int) -> None:
     if not path.is_file():
         return
     kept = [r for r in read_jsonl(path) if int(r.get("iteration", 0)) <= last_iteration]
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+    write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def loss_curve(history: Mapping[str, Sequence[float]], path: Path, title: str = "") -> Path:
@@ -81,9 +83,8 @@ def loss_curve(history: Mapping[str, Sequence[float]], path: Path, title: str = 
     axes.set_ylabel("total loss")
     axes.set_title(title or "training loss", fontsize=10)
     figure.tight_layout()
-    tmp = path.with_name(path.name + ".tmp")
-    figure.savefig(tmp, format="png")
-    tmp.replace(path)
+    with atomic_path(path) as staged:
+        figure.savefig(staged, format="png")
     return path
 
 

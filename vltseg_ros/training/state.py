@@ -12,14 +12,15 @@ A checkpoint at iteration n is two files in the run folder:
   history, world size and global batch.
 
 ``last_checkpoint.json`` names the newest pair; it is replaced atomically after both files are
-written, so an interrupted write never leaves it pointing at a partial checkpoint.
+written, so an interrupted write never leaves it pointing at a partial checkpoint. Each file is
+itself written all or nothing (:func:`vltseg_ros.io.files.atomic_path`): an interrupt
+(Ctrl-C, SIGTERM) or a full disk leaves no partial file.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
 import random
 import zipfile
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from vltseg_ros.errors import TrainingError
+from vltseg_ros.io.files import atomic_path, write_text
 
 LOG = logging.getLogger(__name__)
 
@@ -75,11 +77,14 @@ def seed_everything(seed: int) -> None:
 
 
 def save_state(path: Path, state: dict[str, Any]) -> Path:
-    """Write a training state (plain data only) atomically; returns ``path``."""
+    """Write a training state (plain data only) all or nothing; returns ``path``.
+
+    Raises:
+        OSError: it cannot be written (a full disk), naming ``path``.
+    """
     data = {"format": STATE_FORMAT, **state}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as staged, staged.open("wb") as handle:
+        torch.save(data, handle)  # a full disk: a RuntimeError from the OSError, named
     return path
 
 
@@ -103,12 +108,8 @@ def load_state(path: Path) -> dict[str, Any]:
 def write_pointer(run_dir: Path, iteration: int) -> Path:
     """Point ``last_checkpoint.json`` at iteration ``iteration``'s files (atomically)."""
     model, state = checkpoint_paths(run_dir, iteration)
-    pointer = run_dir / LAST_POINTER
-    tmp = pointer.with_name(pointer.name + ".tmp")
     record = {"iteration": iteration, "model": model.name, "state": state.name}
-    tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
-    os.replace(tmp, pointer)
-    return pointer
+    return write_text(run_dir / LAST_POINTER, json.dumps(record) + "\n")
 
 
 def read_pointer(run_dir: Path) -> tuple[Path, Path] | None:

@@ -29,6 +29,7 @@ from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
 from vltseg_ros.errors import TrainingError
+from vltseg_ros.io.files import write_text
 from vltseg_ros.model.checkpoint import read_checkpoint, save_checkpoint
 from vltseg_ros.training.criterion import Mask2FormerCriterion
 from vltseg_ros.training.distributed import (
@@ -337,7 +338,7 @@ class Trainer:
     def _prepare_run_dir(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(self.run.to_dict(), sort_keys=False)
-        (self.run_dir / "config.yaml").write_text(text, encoding="utf-8")
+        write_text(self.run_dir / "config.yaml", text)
         for name in (TRAIN_LOG, METRICS_LOG):
             truncate_jsonl(self.run_dir / name, self.iteration)
 

@@ -5,16 +5,20 @@ they build, run end-to-end.
 (and ``vltseg_ros.ros.launch.actions``, which they share) are read with ``ast``; their logic and
 their shared arguments live in ``vltseg_ros.ros.launch.setups``, which the tests call with the
 launch files' own defaults and run the node with, passing the ROS arguments
-``launch_ros.actions.Node`` builds. The test that imports launch_ros runs on a ROS 2 machine.
+``launch_ros.actions.Node`` builds. The last test loads them with launch_ros itself, in a
+subprocess: a ROS 2 machine's, or the sources in ../shared/ros2_launch (conftest.py:
+``launch_environment``; it skips without either).
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import os
 import py_compile
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -491,38 +495,85 @@ def test_multi_camera_launch_node_runs(ros, tmp_path) -> None:
         node.stop()
 
 
-# ---- with launch_ros (a ROS 2 machine) ---------------------------------------------------------
+# ---- with launch_ros (../shared/ros2_launch, or a ROS 2 machine) -------------------------------
 
+LAUNCH_ROS_CHECK = """
+import importlib.util, json, sys
+from launch.actions import OpaqueFunction
+from launch.launch_context import LaunchContext
 
-@pytest.mark.parametrize("name", LAUNCH_FILES)
-def test_launch_description_with_launch_ros(name) -> None:
-    pytest.importorskip(
-        "launch_ros",
-        reason="launch_ros is not installable here (ENVIRONMENT.md); runs on a ROS 2 machine",
-    )
-    from launch.actions import OpaqueFunction
-    from launch.launch_context import LaunchContext
-
-    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), REPO / "launch" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
-    declared = declared_arguments(name)  # as read with ast
-    assert {a.name for a in description.get_launch_arguments()} == ARGUMENTS[name]
-    for argument in description.get_launch_arguments():
-        expected = declared[argument.name]
-        assert argument.description.startswith(expected.description), argument.name
-        assert argument.choices == (expected.choices and list(expected.choices))
-    if name == "bag_replay.launch.py":
-        return  # its OpaqueFunction needs a bag
+path, configurations = sys.argv[1], json.loads(sys.argv[2])
+spec = importlib.util.spec_from_file_location("launch_file", path)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+description = module.generate_launch_description()
+found = {
+    "arguments": [
+        {"name": a.name, "description": a.description, "choices": a.choices}
+        for a in description.get_launch_arguments()
+    ]
+}
+if configurations is not None:
     context = LaunchContext()
-    context.launch_configurations.update(launch_arguments(name, model="tiny"))
-    setup = (single_camera if name == "vltseg.launch.py" else multi_camera)(
-        context.launch_configurations
-    )
+    context.launch_configurations.update(configurations)
     opaque = [e for e in description.entities if isinstance(e, OpaqueFunction)]
     (node,) = opaque[0].visit(context)
     node._perform_substitutions(context)  # private, but what Node.execute runs first
-    assert (node.node_package, node.node_executable) == ("vltseg_ros", "vltseg_node")
-    assert node.expanded_node_namespace == "/"
-    assert list(node.expanded_remapping_rules or []) == list(setup.remappings)
+    found["node"] = {
+        "package": node.node_package,
+        "executable": node.node_executable,
+        "namespace": node.expanded_node_namespace,
+        "remappings": [list(rule) for rule in node.expanded_remapping_rules or []],
+    }
+print(json.dumps(found))
+"""
+"""Loads a launch file with launch / launch_ros (in a process whose environment has them) and
+prints its declared arguments and, given launch configurations, the Node its OpaqueFunction
+builds, as JSON."""
+
+
+@pytest.fixture
+def launch_ros_environment(request) -> dict[str, str]:
+    """Environment additions under which launch_ros imports: none on a ROS 2 machine, else
+    those of ../shared/ros2_launch (skips without it)."""
+    if importlib.util.find_spec("launch_ros") is not None:
+        return {}
+    return request.getfixturevalue("launch_environment")
+
+
+@pytest.mark.parametrize("name", LAUNCH_FILES)
+def test_launch_description_with_launch_ros(name, launch_ros_environment) -> None:
+    """The launch file as launch_ros loads it: the arguments read with ast, and the node the
+    setup of ``vltseg_ros.ros.launch.setups`` describes."""
+    configurations = (
+        None if name == "bag_replay.launch.py" else launch_arguments(name, model="tiny")
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LAUNCH_ROS_CHECK,
+            str(REPO / "launch" / name),
+            json.dumps(configurations),
+        ],
+        env={**os.environ, **launch_ros_environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.splitlines()[-1])
+    declared = declared_arguments(name)  # as read with ast
+    assert {a["name"] for a in found["arguments"]} == ARGUMENTS[name]
+    for argument in found["arguments"]:
+        expected = declared[argument["name"]]
+        assert argument["description"].startswith(expected.description), argument["name"]
+        assert argument["choices"] == (expected.choices and list(expected.choices))
+    if configurations is None:
+        return  # bag_replay's OpaqueFunction needs a bag
+    setup = (single_camera if name == "vltseg.launch.py" else multi_camera)(configurations)
+    node = found["node"]
+    assert (node["package"], node["executable"]) == ("vltseg_ros", "vltseg_node")
+    assert node["namespace"] == "/"
+    assert node["remappings"] == [list(rule) for rule in setup.remappings]

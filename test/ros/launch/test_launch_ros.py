@@ -3,7 +3,7 @@
 
 Those sources are not on PyPI and not part of the project: without the folder every test here
 skips. Its README's recipe is followed: ``composition_interfaces`` (which launch_ros imports) is
-built like the project's own messages, once per session, and the sources go on PYTHONPATH. The
+built once per run and the sources go on PYTHONPATH (conftest.py: ``launch_environment``). The
 launch process gets a PATH without the venv, so the node's launcher must find its interpreter
 itself (its shebang is written at build time).
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,8 +25,6 @@ from test.ros.harness import camera_frame
 from vltseg_ros.ros.node.messages import array_to_image
 
 REPO = Path(__file__).resolve().parents[3]
-ROS2_LAUNCH = Path(os.environ.get("VLTSEG_ROS2_LAUNCH", REPO.parent / "shared" / "ros2_launch"))
-PACKAGES = ("launch", "launch_ros", "launch_xml", "launch_yaml", "launch_testing")
 RUNNER = """
 import sys
 from launch import LaunchService
@@ -42,49 +39,6 @@ service.include_launch_description(
 )
 sys.exit(service.run())
 """
-
-
-@pytest.fixture(scope="session")
-def launch_environment(tmp_path_factory) -> dict[str, str]:
-    """Environment in which ``launch`` / ``launch_ros`` import; skips without the sources."""
-    if not (ROS2_LAUNCH / "launch_ros").is_dir():
-        pytest.skip(f"the ROS 2 launch sources are not here ({ROS2_LAUNCH}; not part of the repo)")
-    pytest.importorskip(
-        "osrf_pycommon", reason="launch needs osrf-pycommon (requirements/dev.txt)"
-    )
-    if shutil.which("cmake", path=os.path.dirname(sys.executable)) is None:
-        pytest.skip("building composition_interfaces needs the venv's cmake (make setup)")
-    venv, root = Path(sys.prefix), tmp_path_factory.mktemp("ros2_launch")
-    prefix, build = root / "install", root / "build"
-    env = {
-        **os.environ,
-        "AMENT_PREFIX_PATH": str(venv),
-        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
-    }
-    configure = [
-        "cmake", "-S", str(ROS2_LAUNCH / "composition_interfaces"), "-B", str(build), "-G",
-        "Ninja", "-DBUILD_TESTING=OFF", f"-DCMAKE_PREFIX_PATH={venv}",
-        f"-DCMAKE_INSTALL_PREFIX={prefix}", f"-DPython3_EXECUTABLE={sys.executable}",
-    ]  # fmt: skip
-    for command in (
-        configure,
-        ["cmake", "--build", str(build)],
-        ["cmake", "--install", str(build)],
-    ):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        assert done.returncode == 0, (
-            f"{command[:2]} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
-        )
-    site = next(prefix.glob("lib/python3*/site-packages"))
-    paths = [str(ROS2_LAUNCH / name) for name in PACKAGES] + [str(site)]
-    return {
-        "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]),
-        "LD_LIBRARY_PATH": os.pathsep.join(
-            [str(prefix / "lib"), os.environ.get("LD_LIBRARY_PATH", "")]
-        ),
-        "AMENT_PREFIX_PATH": os.pathsep.join([str(prefix), str(venv)]),
-        "PATH": "/usr/bin:/bin",  # no venv: the launchers must find their interpreter
-    }
 
 
 class Launch:

@@ -157,13 +157,14 @@ def test_the_live_replay_passes_only_valid_table_parameters(monkeypatch, tmp_pat
 
     def player(parameter_overrides):
         passed["player"] = parameter_overrides
-        return SimpleNamespace()
+        return SimpleNamespace(destroy_node=lambda: None)  # destroyed once the recorder failed
 
     def recorder(parameter_overrides):
         passed["recorder"] = parameter_overrides
         raise Stop
 
-    monkeypatch.setattr(live, "rclpy", SimpleNamespace(init=lambda: None, try_shutdown=lambda: 0))
+    fake_rclpy = SimpleNamespace(init=lambda **options: None, try_shutdown=lambda: 0)
+    monkeypatch.setattr(live, "rclpy", fake_rclpy)
     monkeypatch.setattr(live, "BagPlayer", player)
     monkeypatch.setattr(live, "ReplayRecorder", recorder)
     options = {"rate": 0.5, "lockstep": True, "output_bag": None}

@@ -73,6 +73,7 @@ class CameraHealth:
         self._counts: Counter[str] = Counter()
         self._reported: Counter[str] = Counter()
         self._last_error = ""
+        self._ahead = 0.0  # how far the last mismatched header stamp was ahead [s]
         self._shift: ShiftMonitor | None = None
         self._shift_off = "off: no model loaded"
 
@@ -115,16 +116,26 @@ class CameraHealth:
             self._counts["errors"] += 1
             self._last_error = detail
 
-    def published(self, latency: float, inference: float) -> None:
-        """A result was published ``latency`` s after capture; the engine took ``inference``."""
+    def clock_mismatch(self, ahead: float) -> None:
+        """A frame's header stamp was ``ahead`` s ahead of the node's clock (more than
+        :data:`~vltseg_ros.ros.node.scheduling.CLOCK_TOLERANCE`): its latency is unknown."""
+        with self._lock:
+            self._counts["clock_mismatch"] += 1
+            self._ahead = ahead
+
+    def published(self, latency: float | None, inference: float) -> None:
+        """A result was published ``latency`` s after capture (None: unknown, left out of the
+        percentiles); the engine took ``inference``."""
         with self._lock:
             self._counts["published"] += 1
             self._outputs.append(time.monotonic())
-            self._latency.append(latency)
+            if latency is not None:
+                self._latency.append(latency)
             self._inference.append(inference)
 
     def counts(self) -> dict[str, int]:
-        """received, published, dropped_busy / _stale / _bad_input and errors so far."""
+        """received, published, dropped_busy / _stale / _bad_input, errors and clock_mismatch
+        so far."""
         with self._lock:
             return {key: self._counts[key] for key in _COUNTS}
 
@@ -133,8 +144,9 @@ class CameraHealth:
 
         Level: ERROR after processing errors since the last run; WARN when frames arrive but
         none is published, or frames were dropped as stale or bad since the last run (busy
-        drops are normal: a camera faster than inference), or the domain-shift monitor sees a
-        shift; else OK.
+        drops are normal: a camera faster than inference), or frames stamped ahead of the
+        node's clock arrived since the last run (a clock mismatch), or the domain-shift monitor
+        sees a shift; else OK.
         """
         now = time.monotonic()
         with self._lock:
@@ -152,6 +164,7 @@ class CameraHealth:
                 **{key: self._counts[key] for key in _COUNTS},
                 "last_error": self._last_error,
             }
+            ahead = self._ahead
             shift = None if self._shift is None else self._shift.status()
             if shift is None:
                 values["domain_shift"] = self._shift_off
@@ -165,6 +178,12 @@ class CameraHealth:
             stat.mergeSummary(DiagnosticStatus.WARN, "frames arrive but no result is published")
         if new["dropped_stale"] or new["dropped_bad_input"]:
             stat.mergeSummary(DiagnosticStatus.WARN, "frames dropped (stale or bad input)")
+        if new["clock_mismatch"]:
+            stat.mergeSummary(
+                DiagnosticStatus.WARN,
+                f"header stamps are {ahead:.1f} s ahead of the node's clock: clock mismatch "
+                "(use_sim_time?)",
+            )
         if shift is not None and shift.shifted:
             stat.mergeSummary(DiagnosticStatus.WARN, shift.message)
         for key, value in values.items():
@@ -172,7 +191,15 @@ class CameraHealth:
         return stat
 
 
-_COUNTS = ("received", "published", "dropped_stale", "dropped_busy", "dropped_bad_input", "errors")
+_COUNTS = (
+    "received",
+    "published",
+    "dropped_stale",
+    "dropped_busy",
+    "dropped_bad_input",
+    "errors",
+    "clock_mismatch",
+)
 
 
 def _rate(times: deque[float], now: float, window: float) -> float:

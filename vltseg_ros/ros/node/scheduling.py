@@ -5,10 +5,11 @@ one slot holding its newest unprocessed frame; a frame replaced before the worke
 dropped and counted as *busy* (on the camera's :class:`FrameCounter`, the node's
 ``CameraHealth``). The worker's :meth:`FrameScheduler.next_batch` takes the newest
 frame of every camera at once (so several cameras run as one batch) and drops, counting as
-*stale*, frames older than ``max_age``. When some cameras have a frame and others not yet, it
-waits up to ``batch_window`` (from the arrival of the oldest waiting frame) for the rest, so
-the frames of a synchronized camera rig that arrive a few milliseconds apart share one batch
-instead of the later ones waiting a whole inference. Nothing here imports ROS.
+*stale*, frames older than ``max_age`` (by their header stamp; by their arrival when the stamp
+is unset or in the future, see :data:`CLOCK_TOLERANCE`). When some cameras have a frame and
+others not yet, it waits up to ``batch_window`` (from the arrival of the oldest waiting frame)
+for the rest, so the frames of a synchronized camera rig that arrive a few milliseconds apart
+share one batch instead of the later ones waiting a whole inference. Nothing here imports ROS.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+CLOCK_TOLERANCE = 1.0
+"""Seconds a header stamp may be ahead of the node's clock and still count as "now": jitter
+between the camera's clock and the node's (a replay's ``/clock`` arriving just after the frame).
+A stamp further ahead is a clock mismatch: it says nothing about the frame's age."""
 
 
 @dataclass(frozen=True)
@@ -36,9 +42,30 @@ class PendingFrame:
     stamp: float
     received: float
 
+    def ahead(self, now: float) -> float:
+        """Seconds the header stamp is ahead of ``now`` (> 0: stamped in the future); 0 when
+        it is unset."""
+        return self.stamp - now if self.stamp > 0 else 0.0
+
+    def clock_mismatch(self, now: float) -> bool:
+        """The header stamp is more than :data:`CLOCK_TOLERANCE` ahead of ``now``, and the
+        node's clock runs (``now`` > 0; with ``use_sim_time`` it is 0 before the first
+        ``/clock``)."""
+        return now > 0 and self.ahead(now) > CLOCK_TOLERANCE
+
     def age(self, now: float) -> float:
-        """Seconds since capture (since receipt when the header stamp is unset)."""
-        return now - (self.stamp if self.stamp > 0 else self.received)
+        """Seconds since capture, never negative: since receipt when the header stamp is unset
+        or more than :data:`CLOCK_TOLERANCE` ahead of ``now``; a stamp ahead by less counts as
+        ``now``."""
+        if self.stamp <= 0 or self.ahead(now) > CLOCK_TOLERANCE:
+            return max(now - self.received, 0.0)
+        return max(now - self.stamp, 0.0)
+
+    def latency(self, now: float) -> float | None:
+        """Seconds from capture to ``now`` (:meth:`age`), or None (unknown) when the header
+        stamp is more than :data:`CLOCK_TOLERANCE` ahead of ``now`` (a clock mismatch, or a
+        node clock that has not started)."""
+        return None if self.ahead(now) > CLOCK_TOLERANCE else self.age(now)
 
 
 class FrameCounter(Protocol):

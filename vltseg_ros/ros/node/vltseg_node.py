@@ -14,41 +14,41 @@ translates: the segmentation is :class:`vltseg_ros.inference.predictor.Segmenter
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from vltseg_ros.config.class_map import BoundClassMap, read_class_map
 from vltseg_ros.errors import InvalidImageError, VLTSegError
 from vltseg_ros.inference.outputs import frame_outputs, label_entries
-from vltseg_ros.inference.predictor import PreparedFrame, SegmentationResult, Segmenter
+from vltseg_ros.inference.predictor import PreparedFrame, Segmenter
+from vltseg_ros.inference.result import SegmentationResult
 from vltseg_ros.msg import ClassSet
 from vltseg_ros.ros.node.camera_io import CameraIO, decode, qos_profile
 from vltseg_ros.ros.node.compat import LifecycleNode
 from vltseg_ros.ros.node.health import node_statuses, watch_shift
+from vltseg_ros.ros.node.launcher import run_node
 from vltseg_ros.ros.node.live_parameters import LiveChange, live_change
-from vltseg_ros.ros.node.logging_bridge import core_logs_to, heartbeat
+from vltseg_ros.ros.node.logging_bridge import heartbeat
 from vltseg_ros.ros.node.messages import class_set_message, label_info_message, output_messages
 from vltseg_ros.ros.node.parameters import declare_parameters, read_settings
 from vltseg_ros.ros.node.scheduling import FrameScheduler, PendingFrame
-from vltseg_ros.ros.node.settings import NodeSettings, usage
-from vltseg_ros.ros.node.transitions import autostart, transition
+from vltseg_ros.ros.node.settings import NodeSettings
+from vltseg_ros.ros.node.transitions import transition
 
 _THROTTLE = 5.0  # seconds between repeated log messages of one kind
+UNKNOWN_LATENCY = -1.0
+"""SegmentationInfo.end_to_end_latency of a frame stamped ahead of the node's clock."""
 _Decoded = tuple[PendingFrame, np.ndarray, str, PreparedFrame]  # frame, image, order, inputs
 
 
@@ -140,6 +140,16 @@ class VLTSegNode(LifecycleNode):
         self.release()
         return TransitionCallbackReturn.SUCCESS
 
+    def shut_down(self) -> None:
+        """The lifecycle shutdown from whatever primary state the node is in (finalized: nothing
+        left to do); :meth:`release` when a transition is under way (a signal during the
+        autostart). Call it with no executor spinning the node."""
+        state = self._state_machine.current_state[1]
+        if state in ("unconfigured", "inactive", "active"):
+            self.trigger_shutdown()
+        elif state != "finalized":
+            self.release()
+
     def release(self) -> None:
         """Stop the worker, free the model, destroy the entities, without a transition (also
         for exits after the ROS context is gone)."""
@@ -179,7 +189,7 @@ class VLTSegNode(LifecycleNode):
                 continue
             camera = self._cameras[pending.camera]
             try:
-                latency = pending.age(self._now())
+                latency = self._latency(pending, camera)
                 outputs = frame_outputs(
                     result,
                     image,
@@ -198,17 +208,33 @@ class VLTSegNode(LifecycleNode):
                     model=segmenter.config.name,
                     checkpoint=segmenter.checkpoint,
                     inference_latency=inference,
-                    end_to_end_latency=latency,
+                    end_to_end_latency=UNKNOWN_LATENCY if latency is None else latency,
                     batch_frames=len(frames),
                 )
                 header = pending.message.header
                 camera.publish(output_messages(outputs, header), header)
                 camera.health.published(latency, inference)
             except Exception as exc:  # a failed publish must not stop the worker
+                if not self.context.ok():  # the process is shutting down: no fault of the frame
+                    return
                 camera.health.failed(f"publishing failed: {exc}")
                 self.get_logger().error(
                     f"{pending.camera}: publishing failed: {exc}", throttle_duration_sec=_THROTTLE
                 )
+
+    def _latency(self, pending: PendingFrame, camera: CameraIO) -> float | None:
+        """Seconds from the frame's header stamp to now, or None (unknown) when the stamp is
+        ahead of the node's clock: counted as a clock mismatch, and logged once."""
+        now = self._now()
+        if pending.clock_mismatch(now):
+            ahead = pending.ahead(now)
+            camera.health.clock_mismatch(ahead)
+            self.get_logger().warning(
+                f"{pending.camera}: header stamps are {ahead:.1f} s ahead of the node's clock: "
+                "clock mismatch (use_sim_time?); end_to_end_latency reported as -1 (unknown)",
+                once=True,
+            )
+        return pending.latency(now)
 
     def _prepare(self, pending: PendingFrame, segmenter: Segmenter) -> _Decoded | None:
         """The frame decoded, checked and cut into network inputs; None for a bad frame
@@ -272,8 +298,7 @@ class VLTSegNode(LifecycleNode):
         with heartbeat(self.get_logger(), what):
             segmenter = settings.segmenter.load()
             if settings.warmup:
-                height, width = segmenter.inference.input_size
-                segmenter.predict(np.zeros((height, width, 3), np.uint8))
+                segmenter.warm_up()  # a non-finite output fails activation with the reason
         self.get_logger().info(
             f"model {segmenter.config.name!r} ready in {time.perf_counter() - started:.1f} s: "
             f"{segmenter.description}"
@@ -392,35 +417,8 @@ class VLTSegNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``ros2 run vltseg_ros vltseg_node``; ``--help`` prints the usage and the
-    parameters, any other argument before ``--ros-args`` is an error (exit 2)."""
-    own = remove_ros_args(sys.argv if args is None else args)[1:]
-    if own[:1] in (["-h"], ["--help"]):
-        print(usage())
-        return
-    if own:
-        print(
-            f"vltseg_node: error: unrecognized arguments: {' '.join(own)} (parameters go after "
-            "--ros-args as -p NAME:=VALUE; see vltseg_node --help)",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    rclpy.init(args=args)
-    node = VLTSegNode()
-    try:
-        with core_logs_to(node.get_logger()):
-            if node.get_parameter("autostart").value:
-                autostart(node)
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if rclpy.ok():
-            node.trigger_shutdown()  # the lifecycle transition: stop the worker, free the model
-        else:
-            node.release()  # Ctrl-C already shut the context down: no transitions possible
-        node.destroy_node()
-        rclpy.try_shutdown()
+    """Entry point of ``ros2 run vltseg_ros vltseg_node`` (:func:`launcher.run_node`)."""
+    run_node(VLTSegNode, args)
 
 
 if __name__ == "__main__":

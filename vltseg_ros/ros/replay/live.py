@@ -7,6 +7,7 @@ What ``bag_replay.launch.py`` does with three processes, in one call for the com
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -18,11 +19,12 @@ from typing import Any
 
 import rclpy
 import yaml
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 
 from vltseg_ros.evaluation.report import EvaluationReport
 from vltseg_ros.ros.launch.setups import CAMERA, MASK, bag_camera
+from vltseg_ros.ros.node.spinning import Spinner
 from vltseg_ros.ros.node.transport import large_data_environment
 from vltseg_ros.ros.replay.player import BagPlayer
 from vltseg_ros.ros.replay.readiness import ReplayError, wait_for_ready, wait_until_active
@@ -78,7 +80,8 @@ def run_live_replay(
         rate: timed playback speed factor (ignored with ``lockstep``).
         lockstep: publish the next frame only after the node's mask of the previous one.
         output_bag: where to record inputs and outputs (default ``out/segmented``).
-        save_overlays: also write every overlay as ``out/overlays/<stamp ns>.png``.
+        save_overlays: also write every overlay as ``out/overlays/<frame name>.png``
+            (:mod:`vltseg_ros.bag.frame_names`).
         idle_timeout: seconds without progress, with the node idle, after which the recorder
             stops waiting for frames lost in transport.
 
@@ -120,8 +123,12 @@ def run_live_replay(
 def _play_and_record(
     bag: Path, out: Path, node: subprocess.Popen, options: dict[str, Any]
 ) -> EvaluationReport:
-    """Player and recorder in this process, spun by one executor, until the recorder is done."""
-    rclpy.init()
+    """Player and recorder in this process, spun by one executor, until the recorder is done;
+    stops at once (:class:`ReplayError`) when the node's process exits or the executor's
+    thread dies. rclpy installs no signal handlers: Ctrl-C and SIGTERM stay the command's
+    (``KeyboardInterrupt``), and the nodes are destroyed after the executor stopped."""
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    made: list[Any] = []  # the nodes made, destroyed after the executor stopped
     try:
         player = BagPlayer(
             parameter_overrides=[
@@ -132,6 +139,7 @@ def _play_and_record(
                 Parameter("subscriber_timeout", value=600.0),
             ]
         )
+        made.append(player)
         recorder = ReplayRecorder(
             parameter_overrides=[
                 Parameter("bag", value=str(bag)),
@@ -142,30 +150,54 @@ def _play_and_record(
                 Parameter("save_overlays", value=bool(options["save_overlays"])),
             ]
         )
-        executor = MultiThreadedExecutor()
-        executor.add_node(player)
-        executor.add_node(recorder)
-        threading.Thread(target=executor.spin, daemon=True).start()
-        wait_until_active(
-            recorder,
-            "/vltseg_node",
-            gone=lambda: None if node.poll() is None else f"exited (code {node.returncode})",
-            details=lambda: _tail(out / "node.log"),
-        )
-        wait_for_ready(player, f"/{recorder.get_name()}/ready", timeout=60.0)
-        threading.Thread(target=player.play, daemon=True).start()
-        while not recorder.done.wait(0.5):
-            if node.poll() is not None:
-                raise ReplayError(
-                    f"vltseg_node exited with code {node.returncode}; see {out / 'node.log'}"
-                )
-            if player.error is not None:
-                raise ReplayError(f"playing {bag} failed: {player.error}") from player.error
-        report = recorder.finish()
-        executor.shutdown()
-        return report
+        made.append(recorder)
+        spinner = Spinner(made, on_failure=player.stop).start()
+        try:
+            return _replay(player, recorder, spinner, node, out)
+        finally:
+            player.stop("the live replay ended")  # a no-op once the bag was played
+            spinner.stop()
     finally:
+        for made_node in made:
+            made_node.destroy_node()
         rclpy.try_shutdown()
+
+
+def _replay(
+    player: BagPlayer,
+    recorder: ReplayRecorder,
+    spinner: Spinner,
+    node: subprocess.Popen,
+    out: Path,
+) -> EvaluationReport:
+    """Wait for the node and the recorder, play, and wait for the recorder's report."""
+
+    def gone() -> str | None:
+        if node.poll() is not None:
+            return f"vltseg_node exited with code {node.returncode}"
+        return spinner.failure()
+
+    wait_until_active(recorder, "/vltseg_node", gone=gone, details=lambda: _tail(out / "node.log"))
+    wait_for_ready(player, f"/{recorder.get_name()}/ready", timeout=60.0, gone=gone)
+    playing = threading.Thread(target=_play, args=(player,), name="bag-player", daemon=True)
+    playing.start()
+    try:
+        while not recorder.done.wait(0.5):
+            if reason := gone():
+                raise ReplayError(f"{reason}; see {out / 'node.log'}")
+            if player.error is not None:
+                raise ReplayError(f"playing {player.bag} failed: {player.error}") from player.error
+        return recorder.finish()
+    finally:
+        player.stop("the live replay ended")
+        playing.join(timeout=10.0)
+
+
+def _play(player: BagPlayer) -> None:
+    """:meth:`BagPlayer.play` in a thread: its error is kept in ``player.error`` (and reported
+    by :func:`_replay`), not printed as an uncaught exception of the thread."""
+    with contextlib.suppress(BaseException):
+        player.play()
 
 
 def _tail(log: Path, lines: int = 8) -> str:

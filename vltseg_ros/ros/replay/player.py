@@ -10,6 +10,10 @@ Every topic of the bag is published as recorded (the serialized bytes, no re-enc
 
 ``ros2 bag play BAG --clock`` on a ROS 2 machine is a drop-in replacement for the timed mode:
 the recorder does not depend on this player.
+
+The player never waits for a node that is gone: :meth:`BagPlayer.stop` (the live replay calls it
+when the node's process exits, ``main()`` when the executor's thread dies) ends playing at once
+with the reason, and in lockstep it stops when nobody publishes masks any more.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -29,6 +33,7 @@ from sensor_msgs.msg import Image
 from vltseg_ros.bag.reading import header_stamp_ns, raw_messages
 from vltseg_ros.bag.topics import find_topics
 from vltseg_ros.ros.node.parameters import declare_table, read_table
+from vltseg_ros.ros.node.spinning import Spinner
 from vltseg_ros.ros.replay.process import running
 from vltseg_ros.ros.replay.readiness import ReplayError, wait_for_ready, wait_until_active
 from vltseg_ros.ros.replay.settings import PlayerSettings
@@ -76,6 +81,9 @@ class BagPlayer(Node):
         self.image_topic = topics.image_topic
         self.done = threading.Event()
         self.error: BaseException | None = None  # why play() stopped early, if it did
+        self._stop_reason: str | None = None  # set by stop()
+        self._stopping = threading.Event()
+        self._mask_publisher_seen = False  # lockstep: the node's mask publisher has matched
         self.published_images = 0
         self.masks_missed = 0
         self._masks: set[int] = set()  # header stamps [ns] of masks received (lockstep)
@@ -109,17 +117,31 @@ class BagPlayer(Node):
         finally:
             self.done.set()
 
+    def stop(self, reason: str) -> None:
+        """Make :meth:`play` end at once, raising :class:`ReplayError` with ``reason``: no more
+        waiting for a subscriber, a mask or the next message's time (any thread)."""
+        with self._mask_arrived:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+            self._stopping.set()
+            self._mask_arrived.notify_all()
+
+    def _check_stopped(self) -> None:
+        if self._stop_reason is not None:
+            raise ReplayError(self._stop_reason)
+
     def _play(self) -> None:
         start_wall, start_log = None, None
         for topic, _, log_time, data in raw_messages(self.bag):
+            self._check_stopped()
             publisher = self._topic_publishers[topic]
             if start_wall is None:
                 self._wait_for_subscriber()
                 start_wall, start_log = time.monotonic(), log_time
             elif not self.lockstep and self.rate > 0:
                 delay = (log_time - start_log) * 1e-9 / self.rate - (time.monotonic() - start_wall)
-                if delay > 0:
-                    time.sleep(delay)
+                if delay > 0 and self._stopping.wait(delay):
+                    self._check_stopped()
             self._clock.publish(Clock(clock=_time_msg(log_time)))
             publisher.publish(data)
             if topic == self.image_topic:
@@ -146,7 +168,8 @@ class BagPlayer(Node):
 
         deadline = time.monotonic() + self.subscriber_timeout
         while not matched() and time.monotonic() < deadline:
-            time.sleep(0.05)
+            if self._stopping.wait(0.05):
+                self._check_stopped()
         if image_pub.get_subscription_count() == 0:
             self.get_logger().warning(f"nobody subscribes to {self.image_topic}; playing anyway")
         elif not matched():
@@ -154,12 +177,26 @@ class BagPlayer(Node):
             self.get_logger().warning(f"nobody publishes {topic} yet; playing anyway")
 
     def _wait_for_mask(self, data: bytes) -> None:
+        """Wait (up to ``lockstep_timeout``) for the mask of the image ``data``; stop (raise
+        :class:`ReplayError`) when :meth:`stop` was called or the node's mask publisher, once
+        matched, is gone (the node exited: its mask would never come)."""
         key = header_stamp_ns(data)
+        deadline = time.monotonic() + self.lockstep_timeout
         with self._mask_arrived:
-            if not self._mask_arrived.wait_for(
-                lambda: key in self._masks, timeout=self.lockstep_timeout
-            ):
-                self.masks_missed += 1
+            while key not in self._masks:
+                self._check_stopped()
+                if self._mask_subscription.get_publisher_count():
+                    self._mask_publisher_seen = True
+                elif self._mask_publisher_seen:
+                    raise ReplayError(
+                        f"nobody publishes {self._mask_subscription.topic_name} any more "
+                        "(did the node exit?)"
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.masks_missed += 1
+                    break
+                self._mask_arrived.wait(min(remaining, 0.5))
             self._masks.discard(key)
 
     def _on_mask(self, mask: Image) -> None:
@@ -179,24 +216,32 @@ def _time_msg(nanoseconds: int) -> Any:
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``ros2 run vltseg_ros vltseg_bag_player --ros-args -p bag:=...``."""
     with running("vltseg_bag_player", BagPlayer, args) as player:
-        executor = MultiThreadedExecutor()
-        executor.add_node(player)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
+        spinner = Spinner([player], on_failure=player.stop).start()
         try:
             if player.wait_for_node:
-                wait_until_active(player, player.wait_for_node, timeout=player.node_timeout)
+                wait_until_active(
+                    player,
+                    player.wait_for_node,
+                    gone=spinner.failure,
+                    timeout=player.node_timeout,
+                )
             if player.wait_for_recorder:
-                wait_for_ready(player, player.wait_for_recorder, timeout=player.node_timeout)
+                wait_for_ready(
+                    player,
+                    player.wait_for_recorder,
+                    timeout=player.node_timeout,
+                    gone=spinner.failure,
+                )
             player.play()
-        except ReplayError as exc:  # the node did not become active: nothing to play into
-            player.get_logger().error(f"not playing: {exc}")
+        except ReplayError as exc:  # nothing (more) to play into
+            count = player.published_images
+            what = f"stopped after {count} image(s)" if count else "not playing"
+            player.get_logger().error(f"{what}: {exc}")
             raise SystemExit(1) from exc
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:
-            executor.shutdown()
-            spinner.join(timeout=5.0)
+            spinner.stop()
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ header stamp. When every image of the bag has its mask
 (or nothing arrived for ``idle_timeout`` seconds) it writes the evaluation report (per-class
 IoU, mIoU, pixel accuracy, engine latency percentiles, frames the node dropped) and an output
 bag with the input topics plus the outputs (and, with ``save_overlays``, one overlay PNG per
-frame). It reads labels and images from the bag file
-itself, so it works with any player (``vltseg_bag_player`` or ``ros2 bag play``).
+frame, named after its input frame: :mod:`vltseg_ros.bag.frame_names`). It reads labels and
+images from the bag file itself, so it works with any player (``vltseg_bag_player`` or
+``ros2 bag play``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -31,12 +31,14 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 from vision_msgs.msg import LabelInfo
 
+from vltseg_ros.bag.frame_names import frame_name, read_frame_names
 from vltseg_ros.bag.reading import header_stamp_ns, raw_messages, read_labels
 from vltseg_ros.bag.topics import find_topics, open_bag
 from vltseg_ros.bag.writing import BagWriter
 from vltseg_ros.evaluation.metrics import ConfusionMatrix
 from vltseg_ros.evaluation.report import EvaluationReport, write_report
 from vltseg_ros.inference.outputs import LABEL_INFO, output_topic
+from vltseg_ros.io.image_files import write_png
 from vltseg_ros.io.image_messages import image_to_array
 from vltseg_ros.msg import ClassSet, SegmentationInfo
 from vltseg_ros.ros.node.messages import OUTPUT_TYPES, type_name
@@ -80,6 +82,7 @@ class ReplayRecorder(Node):
         output_bag = settings.output_bag or str(self.out / "segmented")
         self._writer = self._open_writer(Path(output_bag)) if settings.write_bag else None
         self._overlay_dir = self.out / "overlays" if settings.save_overlays else None
+        self._frame_names = read_frame_names(self.bag) if settings.save_overlays else {}
         camera = settings.camera
         outputs = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self._outputs = {}
@@ -198,11 +201,14 @@ class ReplayRecorder(Node):
         self._scored += 1
 
     def _save_overlay(self, overlay: Image) -> None:
-        """``overlays/<stamp ns>.png`` (rgb8 message -> PNG)."""
-        self._overlay_dir.mkdir(parents=True, exist_ok=True)
+        """``overlays/<frame name>.png`` (rgb8 message -> PNG): the input frame's name, or its
+        stamp in ns (:mod:`vltseg_ros.bag.frame_names`)."""
         rgb, _ = image_to_array(overlay)
-        path = self._overlay_dir / f"{_stamp_ns(overlay.header.stamp)}.png"
-        cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))
+        name = frame_name(_stamp_ns(overlay.header.stamp), self._frame_names)
+        try:
+            write_png(self._overlay_dir / f"{name}.png", rgb[..., ::-1])
+        except OSError as exc:  # a full disk: the scores and the bag still count
+            self.get_logger().error(f"overlay not saved: {exc.strerror}: {exc.filename}")
 
     def _on_diagnostics(self, array: DiagnosticArray) -> None:
         """Track the node's own account of this camera's frames (received, published, dropped)."""

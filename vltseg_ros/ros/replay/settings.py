@@ -41,7 +41,11 @@ class RecorderSettings:
     )
     write_bag: bool = option(True, "Write an output bag: the input topics plus the outputs.")
     output_bag: str = option("", "Output bag path; empty = <out>/segmented.")
-    save_overlays: bool = option(False, "Also write every overlay as <out>/overlays/<ns>.png.")
+    save_overlays: bool = option(
+        False,
+        "Also write every overlay as <out>/overlays/<frame name>.png: the input frame's name "
+        "that make-bag stored in the bag, else its header stamp in ns.",
+    )
 
 
 @dataclass(frozen=True)
