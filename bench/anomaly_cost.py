@@ -21,10 +21,10 @@ import time
 import torch
 
 from bench.machine import describe_machine
+from vltseg_ros.config.anomaly_methods import ANOMALY_METHODS
 from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.result import scores_to_result
-from vltseg_ros.inference.scores import ANOMALY_METHODS
 
 
 def _synchronize(device: str) -> None:

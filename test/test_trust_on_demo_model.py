@@ -1,18 +1,27 @@
 """When not to trust a pixel, measured on the shipped demo model (vltseg_ros.demo_model): unseen
-objects pasted into held-out scenes, darkened and fogged scenes, and a calibration case that is
-miscalibrated on purpose. The asserted figures are the ones measured here (docs/trust.md), with
-a margin; scenes are 256x512, the model's own input size (seeds >= 300000: never trained on).
+objects pasted into held-out scenes, scenes under eight kinds of shift, and calibration cases
+(miscalibrated on purpose, and clean). The asserted figures are the ones measured here
+(docs/trust.md), with a margin; scenes are 256x512, the model's own input size (seeds >= 300000:
+never trained on).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import spearmanr
 
-from vltseg_ros.data.scenes import paste_unseen_objects, shift_domain, synthetic_street_scene
+from vltseg_ros.data.corruptions import SHIFT_KINDS, shift_domain
+from vltseg_ros.data.scenes import synthetic_street_scene
+from vltseg_ros.data.unseen_objects import (
+    HARD_SCENARIOS,
+    paste_hard_unseen_objects,
+    paste_unseen_objects,
+)
 from vltseg_ros.demo_model import DEMO_CHECKPOINT
 from vltseg_ros.evaluation.anomaly_eval import AnomalyScoring
 from vltseg_ros.evaluation.fit_calibration import fit_calibration
+from vltseg_ros.evaluation.metrics import ConfusionMatrix
 from vltseg_ros.inference.domain_shift import ShiftMonitor
 from vltseg_ros.inference.predictor import Segmenter
 
@@ -29,48 +38,88 @@ def _scenes(seeds=SEEDS) -> list[tuple[np.ndarray, np.ndarray]]:
     return [synthetic_street_scene(*SIZE, seed=seed) for seed in seeds]
 
 
-def test_unseen_objects_score_as_anomalous(segmenter) -> None:
-    frames = []
-    for seed, (image, labels) in zip(SEEDS, _scenes(), strict=True):
-        pasted, _, mask = paste_unseen_objects(image, labels, seed=seed)
-        frames.append((pasted, mask.astype(np.uint8)))
+def _anomaly_metrics(segmenter, frames) -> dict:
+    """Pooled pixel metrics of rba, max_logit and max_probability (reported beside each) on
+    (image, uint8 truth) frames."""
     measured = {}
     for method in ("rba", "max_logit"):
         scoring = AnomalyScoring(method)
         for image, truth in frames:
             scoring.add(segmenter.predict(image, **scoring.predict_options()), truth)
-        measured |= {name: m.auroc for name, m in scoring.report().metrics.items()}
-    # Measured here: RbA 0.998, max logit 0.999, max probability 0.966 (docs/trust.md).
-    assert measured["rba"] >= 0.97
-    assert measured["max_logit"] >= 0.97
-    assert 0.90 <= measured["max_probability"] <= measured["rba"] - 0.02
+        measured |= scoring.report().metrics
+    return measured
 
 
-def test_darkened_and_fogged_scenes_raise_the_shift_score(segmenter) -> None:
-    clean = [(image, "rgb", labels) for image, labels in _scenes(range(310000, 310004))]
+def test_unseen_objects_score_as_anomalous(segmenter) -> None:
+    frames = []
+    for seed, (image, labels) in zip(SEEDS, _scenes(), strict=True):
+        pasted, _, mask = paste_unseen_objects(image, labels, seed=seed)
+        frames.append((pasted, mask.astype(np.uint8)))
+    measured = {name: m.auroc for name, m in _anomaly_metrics(segmenter, frames).items()}
+    # Measured here: RbA 0.999, max logit 0.999, max probability 0.980 (docs/trust.md).
+    assert measured["rba"] >= 0.98
+    assert measured["max_logit"] >= 0.98
+    assert 0.90 <= measured["max_probability"] <= measured["rba"] - 0.01
+
+
+def test_hard_unseen_objects_score_as_anomalous(segmenter) -> None:
+    """Textured, near-class, small, off-road and crowded objects (two scenes each, seeds the
+    bench's tables do not use): the default score meets the goal of issue 24 (pooled AUROC
+    >= 0.97, FPR95 <= 15 %) and beats max probability, whose FPR95 stays near 50 %."""
+    frames = []
+    for i, seed in enumerate(range(600000, 600010)):
+        image, labels = synthetic_street_scene(*SIZE, seed=seed)
+        scenario = HARD_SCENARIOS[i % len(HARD_SCENARIOS)]
+        pasted, _, mask = paste_hard_unseen_objects(image, labels, seed, scenario)
+        frames.append((pasted, mask.astype(np.uint8)))
+    measured = _anomaly_metrics(segmenter, frames)
+    rba, msp = measured["rba"], measured["max_probability"]
+    # measured here: RbA 0.988 / FPR95 1.1 %, max logit 0.993 / 2.9 %, max probability
+    # 0.900 / 81 % (docs/trust.md)
+    assert rba.auroc >= 0.97 and rba.fpr_at_95_tpr <= 0.15
+    assert measured["max_logit"].auroc >= 0.97
+    assert msp.auroc < rba.auroc and msp.fpr_at_95_tpr > 2 * rba.fpr_at_95_tpr
+
+
+def test_the_shift_score_follows_the_damage_a_shift_does(segmenter) -> None:
+    clean = [(image, "rgb", labels) for image, labels in _scenes(range(310000, 310008))]
     fit = fit_calibration(segmenter, lambda: clean, source="held-out scenes", progress=False)
     reference = fit.calibration
     assert reference.mean_confidence > 0.95 and reference.anomaly_fraction < 0.005
-    options = {"summarize": True, "anomaly_method": "rba", "anomaly_threshold": -0.5}
-    variants = {
-        "clean": lambda image, seed: image,
-        "night": lambda image, seed: shift_domain(image, "night", 0.5, seed=seed),
-        "fog": lambda image, seed: shift_domain(image, "fog", 0.5),
+    assert len(reference.class_fraction) == 19
+    options = {
+        "summarize": True,
+        "anomaly_method": reference.anomaly_method,
+        "anomaly_threshold": reference.anomaly_threshold,
     }
-    scores = {}
-    for name, change in variants.items():
+    conditions = [("none", 0.0), ("fog", 0.5), ("night", 0.5)]
+    conditions += [(kind, 1.0) for kind in SHIFT_KINDS]
+    statuses, mious = {}, {}
+    for kind, strength in conditions:
         monitor = ShiftMonitor(reference, window=10.0, threshold=3.0)
+        matrix = ConfusionMatrix(19)
         for t, seed in enumerate(SEEDS[:4]):
-            image, _ = synthetic_street_scene(*SIZE, seed=seed)
-            summary = segmenter.predict(change(image, seed), **options).summary
-            monitor.add(float(t), summary.mean_confidence, summary.anomaly_fraction)
-        status = monitor.status()
-        scores[name] = status.score
-        assert status.shifted == (name != "clean"), status.message
-    # measured here: clean 0.04, night 21 (anomalous pixels 10.7 %), fog 169 (84 %); at night
-    # strength 1.0 the toy model calls the whole frame building, sure of it: undetected
-    # (docs/trust.md)
-    assert scores["clean"] < 1.0 and scores["night"] > 10.0 and scores["fog"] > 50.0
+            image, labels = synthetic_street_scene(*SIZE, seed=seed)
+            if strength > 0:
+                image = shift_domain(image, kind, strength, seed=seed)
+            result = segmenter.predict(image, **options)
+            matrix.update(result.labels, labels)
+            s = result.summary
+            monitor.add(float(t), s.mean_confidence, s.anomaly_fraction, s.class_fraction)
+        statuses[kind, strength], mious[kind, strength] = monitor.status(), 100 * matrix.miou()
+    scores = {key: status.score for key, status in statuses.items()}
+    # measured here (docs/trust.md, python -m bench.trust_shift): clean 0.58; full-strength
+    # noise 2.9, JPEG 1.6 (mIoU -10, -13); motion blur 3.9, blur 4.5 (-25, -27: poles and signs
+    # blurred away); colour cast 15.5, contrast 18.7, fog 0.5 11.7, night 0.5 23.5, fog 22.2,
+    # night 28.7 (the nearly black frame called building, sure of it: mostly the class term)
+    assert scores["none", 0.0] < 1.0 and not statuses["none", 0.0].shifted
+    for key in [("motion_blur", 1.0), ("blur", 1.0), ("fog", 0.5), ("night", 0.5)]:
+        assert statuses[key].shifted, statuses[key].message
+    night = statuses["night", 1.0]
+    assert night.shifted and night.terms.classes > 20 and night.terms.confidence == 0.0
+    assert scores["fog", 1.0] > scores["fog", 0.5] > 10 and scores["night", 1.0] > 20
+    drops = [mious["none", 0.0] - mious[key] for key in conditions]
+    assert spearmanr([scores[key] for key in conditions], drops).statistic >= 0.9
 
 
 def test_temperature_scaling_lowers_ece_on_noisy_labels(segmenter) -> None:
@@ -87,4 +136,12 @@ def test_temperature_scaling_lowers_ece_on_noisy_labels(segmenter) -> None:
     calibration = fit.calibration  # measured here: T 2.45, ECE 0.196 -> 0.020
     assert calibration.temperature > 1.5  # softened
     assert calibration.ece_before > 0.15
+    assert calibration.ece_after < 0.5 * calibration.ece_before
+
+
+def test_a_temperature_below_one_sharpens_a_model_right_almost_everywhere(segmenter) -> None:
+    frames = [(image, "rgb", labels) for image, labels in _scenes(range(320100, 320104))]
+    fit = fit_calibration(segmenter, lambda: frames, source="clean", progress=False)
+    calibration = fit.calibration  # measured here: T 0.58, ECE 0.0035 -> 0.0005
+    assert 0.3 < calibration.temperature < 0.9  # sharpened: valid (docs/trust.md)
     assert calibration.ece_after < 0.5 * calibration.ece_before

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from vltseg_ros.config.anomaly_methods import ANOMALY_METHODS
 from vltseg_ros.config.model_config import Calibration, InferenceConfig
 from vltseg_ros.data.scenes import synthetic_street_scene
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.result import scores_to_result
-from vltseg_ros.inference.scores import ANOMALY_METHODS, anomaly_score, apply_temperature
+from vltseg_ros.inference.scores import anomaly_score, apply_temperature
 
 # 3 classes x 2 pixels: one a class owns (known), one no query claims (unknown)
 RAW = torch.tensor([[[1.0, 0.05]], [[0.0, 0.05]], [[0.0, 0.02]]])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -33,3 +35,16 @@ def test_overlay_blends_and_keeps_ignored_pixels() -> None:
 def test_confidence_to_uint8() -> None:
     conf = np.array([0.0, 0.5, 1.0, 1.2], dtype=np.float32)
     assert confidence_to_uint8(conf).tolist() == [0, 128, 255, 255]
+
+
+def test_anomaly_to_uint8_shows_normal_as_black_and_unclaimed_as_white() -> None:
+    from vltseg_ros.inference.visualize import anomaly_to_uint8
+
+    owned = -math.tanh(1.0)  # rba of a pixel one class owns (raw score 1)
+    rba = np.array([[owned, -0.5, 0.0, -3.0]], np.float32)
+    assert anomaly_to_uint8(rba, "rba").tolist() == [[0, 88, 255, 0]]  # -3.0: clipped
+    logit = np.array([[-1.0, -0.5, 0.0, -7.0]], np.float32)
+    assert anomaly_to_uint8(logit, "max_logit").tolist() == [[0, 128, 255, 0]]
+    for method in ("max_probability", "entropy"):
+        probability = np.array([[0.0, 0.5, 1.0, 0.25]], np.float32)
+        assert anomaly_to_uint8(probability, method).tolist() == [[0, 128, 255, 64]]

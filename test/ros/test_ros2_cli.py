@@ -101,6 +101,27 @@ def test_param_get_set_dump(ros2: Ros2, node: Ros2Process) -> None:
     assert "Set parameter successful" in done.stdout, done
 
 
+def test_the_anomaly_threshold_is_nan_until_a_number_is_set_and_nan_again(
+    ros2: Ros2, node: Ros2Process
+) -> None:
+    """docs/node.md: NaN (each anomaly_method's own default) until a number is set; .nan
+    returns to the method's default."""
+    got = ros2.until("param", "get", NODE, "anomaly_threshold", expect=r"\w")
+    assert got.stdout == "Double value is: nan\n", got
+    try:
+        ros2.until(
+            "param", "set", NODE, "anomaly_threshold", "-0.3",
+            expect="^Set parameter successful$",
+        )  # fmt: skip
+        got = ros2.until("param", "get", NODE, "anomaly_threshold", expect=r"\w")
+        assert got.stdout == "Double value is: -0.3\n", got
+    finally:
+        done = ros2("param", "set", NODE, "anomaly_threshold", ".nan")
+    assert "Set parameter successful" in done.stdout, done
+    got = ros2.until("param", "get", NODE, "anomaly_threshold", expect=r"\w")
+    assert got.stdout == "Double value is: nan\n", got
+
+
 def test_param_set_of_a_static_parameter_is_refused_with_the_reason(
     ros2: Ros2, node: Ros2Process
 ) -> None:

@@ -41,7 +41,8 @@ def add_options(
             kwargs |= {"type": spec.kind, "metavar": spec.name.rsplit(".", 1)[-1].upper()}
             if spec.choices is not None:
                 kwargs |= {"choices": spec.choices, "metavar": "{" + ",".join(spec.choices) + "}"}
-            help_text += f" (default {spec.default!r})"
+            default = "not given" if spec.nan_allowed else repr(spec.default)
+            help_text += f" (default {default})"
         parser.add_argument(f"--{spec.name.replace('_', '-')}", help=help_text, **kwargs)
 
 

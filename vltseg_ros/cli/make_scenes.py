@@ -10,7 +10,12 @@ import argparse
 import re
 from pathlib import Path
 
-from vltseg_ros.data.scenes_dataset import HELD_OUT_SEED, write_scenes
+from vltseg_ros.data.scenes_dataset import (
+    HELD_OUT_SEED,
+    UNSEEN_OBJECT_SETS,
+    VOID_OBJECT_STYLES,
+    write_scenes,
+)
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
@@ -41,18 +46,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="scene size in pixels, width x height (default 1024x512)",
     )
     parser.add_argument("--split", default="train", help="Cityscapes split folder (default train)")
+    parser.add_argument(
+        "--unseen-objects",
+        choices=UNSEEN_OBJECT_SETS,
+        default="none",
+        help="paste objects of no class into every scene (labelled ignore) and write the "
+        "scenes as the anomaly set road_anomaly21:OUT too (OUT/images, OUT/labels_masks): "
+        "animals (striped, colors far from every class, on the road), one hard scenario "
+        "(textured, near_class, small, off_road, crowded) or hard (the five in turn, by seed); "
+        "default none",
+    )
+    parser.add_argument(
+        "--void-objects",
+        choices=VOID_OBJECT_STYLES,
+        default="flat",
+        help="void objects (things of no class, labelled ignore) of every scene: flat boxes "
+        "and ellipses, or varied ones (boxes, ellipses, polygons; flat, gradient, checker or "
+        "hatched; colors near the classes' too): the demo model's training scenes; default flat",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the scenes; returns 0 (errors raise VLTSegError / OSError: exit code 2)."""
-    root = write_scenes(args.out, args.count, seed=args.seed, size=args.size, split=args.split)
+    root = write_scenes(
+        args.out,
+        args.count,
+        seed=args.seed,
+        size=args.size,
+        split=args.split,
+        unseen_objects=args.unseen_objects,
+        void_objects=args.void_objects,
+    )
     height, width = args.size
     print(
         f"wrote {args.count} scenes of {width}x{height} (seeds {args.seed}-"
         f"{args.seed + args.count - 1}) to {root}: use it as cityscapes:{root} "
         f"(split {args.split})"
     )
+    if args.unseen_objects != "none":
+        print(f"with {args.unseen_objects} unseen objects: anomaly set road_anomaly21:{root}")
     return 0
 
 

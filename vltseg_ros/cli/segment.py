@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Segment images; for each IMAGE write <stem>_labels.png (uint8 train ids, "
         "255 = below --confidence-threshold), <stem>_confidence.png (uint8, confidence x 255), "
         "<stem>_overlay.png (class colors over the image) and <stem>_anomaly.png (uint8 "
-        "anomaly score, 0 = normal, 255 = most anomalous; rba: [-1, 0] x 255) into --out. With "
+        "anomaly score, 0 = a pixel one class owns, 255 = one no class claims; rba maps "
+        "[-0.76, 0], its threshold -0.5 is grey 88; docs/segmentation.md) into --out. With "
         "--class-map, labels, confidence and overlay are in the map's output classes.",
     )
     parser.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="image files")

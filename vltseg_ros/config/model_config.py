@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from vltseg_ros.config.anomaly_methods import DEFAULT_THRESHOLDS
 from vltseg_ros.config.typed_yaml import (
     build_dataclass,
     parse_mapping,
@@ -284,6 +285,10 @@ class Calibration:
             probability (at ``temperature``), and its standard deviation across frames.
         anomaly_fraction: mean over the frames of the share of pixels whose anomaly score
             (``anomaly_method``) exceeds ``anomaly_threshold``, and its standard deviation.
+        class_fraction: (C,) mean over the frames of the share of pixels predicted as each of
+            the model's classes (the frames' predicted-class histogram); empty in calibrations
+            made before it was measured (the domain-shift monitor then leaves its class term
+            out).
         ece_before, ece_after: expected calibration error (15 bins) at temperature 1 and at
             ``temperature``, on the pixels the temperature was fitted on.
         frames: calibration frames; source: what they were (``cityscapes:/data/cs``, a bag).
@@ -295,11 +300,12 @@ class Calibration:
     anomaly_fraction: float = 0.0
     anomaly_fraction_std: float = 0.0
     anomaly_method: str = "rba"
-    anomaly_threshold: float = -0.5
+    anomaly_threshold: float = DEFAULT_THRESHOLDS["rba"]
     ece_before: float = 0.0
     ece_after: float = 0.0
     frames: int = 0
     source: str = ""
+    class_fraction: tuple[float, ...] = ()
 
     def describe(self) -> str:
         """``temperature 1.420 from 120 frames of cityscapes:/data/cs (ECE 0.081 -> 0.023)``."""
@@ -317,6 +323,8 @@ class Calibration:
         for name in ("mean_confidence", "anomaly_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"calibration {name} must be in [0, 1]")
+        if not all(0.0 <= share <= 1.0 for share in self.class_fraction):
+            raise ConfigError("calibration class_fraction must hold shares in [0, 1]")
 
 
 @dataclass(frozen=True)

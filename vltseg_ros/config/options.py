@@ -8,7 +8,9 @@ documentation tables are all made.
 
 A field whose type is itself such a dataclass is a section: its options are named
 ``section.option`` (``pytorch.compile``), and its default instance gives the defaults (so two
-sections of one class can differ); a :func:`section` adds its options without a prefix.
+sections of one class can differ); a :func:`section` adds its options without a prefix. A
+float option whose default is NaN accepts NaN beside its range: "not given", with a meaning the
+option defines (``anomaly_threshold``: the anomaly method's own default).
 :func:`option_specs` lists every option of a class (sections expanded); :func:`build` makes an
 instance from option values, checking types (with
 :func:`vltseg_ros.config.typed_yaml.coerce`), choices and ranges, and reports every invalid
@@ -18,6 +20,7 @@ option at once. Nothing here imports ROS or torch.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -100,6 +103,12 @@ class OptionSpec:
         return _kind(self.hint)
 
     @property
+    def nan_allowed(self) -> bool:
+        """A float option whose default is NaN takes NaN too: "not given", its meaning
+        defined by the option (``anomaly_threshold``: the anomaly method's default)."""
+        return isinstance(self.default, float) and math.isnan(self.default)
+
+    @property
     def explained(self) -> str:
         """The description with the choices, range and unit, as the documentation shows it."""
         text = self.description
@@ -120,6 +129,8 @@ class OptionSpec:
         Raises:
             ConfigError: why not, naming the option (``qos.input.depth: 0 is outside [1, 100]``).
         """
+        if self.nan_allowed and isinstance(value, float) and math.isnan(value):
+            return value  # "not given" (coerce refuses non-finite numbers)
         try:
             # strict: option values come typed (rclpy parameters, argparse flags), not as text
             value = coerce(self.hint, value, self.name, strict=True)
@@ -198,6 +209,12 @@ def build(
         return _instance(cls(), checked, prefix)
     except ConfigError as exc:  # a section's own check (__post_init__)
         raise ConfigError(f"invalid {what}: {exc}") from None
+
+
+def changed(before: Any, after: Any) -> bool:
+    """Whether an option value changed (NaN, "not given", equals NaN here)."""
+    nan = isinstance(before, float) and isinstance(after, float)
+    return before != after and not (nan and math.isnan(before) and math.isnan(after))
 
 
 def values_of(instance: Any) -> dict[str, Any]:

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from vltseg_ros.config.anomaly_methods import check_method
 from vltseg_ros.data.anomaly_sets import AnomalySample, load_anomaly_sample
 from vltseg_ros.errors import EvaluationError
 from vltseg_ros.evaluation.anomaly import AnomalyAccumulator
 from vltseg_ros.evaluation.report import BASELINE_METHOD, AnomalyReport, percent
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.result import SegmentationResult
-from vltseg_ros.inference.scores import check_method
 
 LOG = logging.getLogger(__name__)
 

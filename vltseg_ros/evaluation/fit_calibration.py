@@ -7,9 +7,15 @@ Two passes over the frames:
    log-probabilities; the temperature minimizes their negative log-likelihood
    (:func:`fit_temperature`);
 2. at that temperature: the ECE again, and each frame's mean confidence and anomaly fraction
-   exactly as the node computes them (the Segmenter's summary), whose mean and standard
-   deviation across frames become the domain-shift reference
-   (:mod:`vltseg_ros.inference.domain_shift`).
+   (the share of pixels whose anomaly score exceeds the threshold) over its labelled pixels,
+   whose mean and standard deviation across frames become the domain-shift reference
+   (:mod:`vltseg_ros.inference.domain_shift`). The node, which has no labels, measures every
+   pixel; void pixels (things of no class, labelled ignore) are left out of the reference
+   because they are the anomalies the score exists to find: counted, they would make the
+   calibration set look partly anomalous and every later frame less so by comparison. Beside
+   them, the frames' mean predicted-class histogram (the share of all pixels labelled with
+   each class, void ones included, as the node counts them), the reference of the shift
+   score's class term.
 
 Both ECEs are measured on the frames the temperature was fitted on (in-sample): use frames
 the model was not trained on, of its training domain.
@@ -25,6 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vltseg_ros.config.anomaly_methods import AnomalyMethod, resolve_threshold
 from vltseg_ros.config.model_config import Calibration
 from vltseg_ros.errors import EvaluationError
 from vltseg_ros.evaluation.calibration import (
@@ -33,7 +40,6 @@ from vltseg_ros.evaluation.calibration import (
     fit_temperature,
 )
 from vltseg_ros.inference.predictor import Segmenter
-from vltseg_ros.inference.scores import AnomalyMethod
 
 LOG = logging.getLogger(__name__)
 LabelledFrames = Callable[[], Iterable[tuple[np.ndarray, str, np.ndarray]]]
@@ -61,14 +67,18 @@ def fit_calibration(
     *,
     source: str,
     anomaly_method: AnomalyMethod = "rba",
-    anomaly_threshold: float = -0.5,
+    anomaly_threshold: float | None = None,
     pixels_per_frame: int = 20_000,
     seed: int = 0,
     progress: bool = True,
 ) -> CalibrationFit:
     """Fit the temperature and measure the reference statistics (module docstring).
 
-    ``segmenter.temperature`` is left at the fitted value.
+    ``anomaly_threshold`` None: the method's default
+    (:data:`~vltseg_ros.config.anomaly_methods.DEFAULT_THRESHOLDS`). The reference counts
+    labelled pixels only: void (ignore-labelled) pixels, things of no class, would score as
+    anomalous and raise the reference's anomaly fraction. ``segmenter.temperature`` is left at
+    the fitted value.
 
     Raises:
         EvaluationError: no frame, or no labelled pixel.
@@ -96,17 +106,18 @@ def fit_calibration(
 
     segmenter.temperature = temperature
     after = CalibrationAccumulator()
-    confidences, fractions = [], []
-    options = {
-        "summarize": True,
-        "anomaly_method": anomaly_method,
-        "anomaly_threshold": anomaly_threshold,
-    }
+    confidences, fractions, histograms = [], [], []
+    threshold = resolve_threshold(anomaly_method, anomaly_threshold)
+    options = {"anomaly_method": anomaly_method, "return_anomaly": True}
     for labels, result in _predict(segmenter, frames, "tempered", progress, **options):
         valid = labels != segmenter.class_set.ignore_index
         after.add(result.confidence, result.labels == labels, valid)
-        confidences.append(result.summary.mean_confidence)
-        fractions.append(result.summary.anomaly_fraction)
+        if valid.any():
+            confidences.append(float(result.confidence[valid].mean()))
+            fractions.append(float((result.anomaly[valid] > threshold).mean()))
+            histograms.append(_class_shares(result.labels, segmenter.class_set.num_classes))
+    if not confidences:
+        raise EvaluationError("no frame has a labelled pixel: nothing to calibrate on")
     before_result, after_result = before.result(), after.result()
     calibration = Calibration(
         temperature=temperature,
@@ -115,14 +126,24 @@ def fit_calibration(
         anomaly_fraction=float(np.mean(fractions)),
         anomaly_fraction_std=float(np.std(fractions)),
         anomaly_method=anomaly_method,
-        anomaly_threshold=anomaly_threshold,
+        anomaly_threshold=threshold,
         ece_before=before_result.ece,
         ece_after=after_result.ece,
         frames=len(confidences),
         source=source,
+        class_fraction=tuple(float(share) for share in np.mean(histograms, axis=0)),
     )
     calibration.validate()
     return CalibrationFit(calibration, before_result, after_result)
+
+
+def _class_shares(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) float64 share of all of an (H, W) uint8 label map's pixels labelled with each class.
+
+    Over every pixel, void ones too: the node's frames, which it compares with this (the class
+    term of the shift score), have no labels to leave any out.
+    """
+    return np.bincount(labels.ravel(), minlength=256)[:num_classes] / max(labels.size, 1)
 
 
 def _predict(

@@ -8,17 +8,18 @@ imports ROS.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
 
+from vltseg_ros.config.anomaly_methods import ANOMALY_METHODS, defaults_text, resolve_threshold
 from vltseg_ros.config.class_map import BoundClassMap, load_class_map
 from vltseg_ros.config.model_config import ClassSetConfig
 from vltseg_ros.config.options import option
 from vltseg_ros.errors import ConfigError
-from vltseg_ros.inference.scores import ANOMALY_METHODS, DEFAULT_THRESHOLDS
 from vltseg_ros.inference.visualize import confidence_to_uint8, overlay
 
 if TYPE_CHECKING:  # no torch import: the launch files use output_topic
@@ -92,9 +93,11 @@ class OutputSettings:
         choices=ANOMALY_METHODS,
     )
     anomaly_threshold: float = option(
-        DEFAULT_THRESHOLDS["rba"],
+        math.nan,
         "Pixels whose anomaly score exceeds this count as anomalous (anomaly_fraction, the "
-        "domain-shift monitor). -0.5 suits rba; 0.5 max_probability and entropy.",
+        "domain-shift monitor). NaN (the default; .nan in YAML): the anomaly_method's own "
+        f"default ({defaults_text()}); the scores' scales differ, so a number set here is "
+        "for one method.",
         range=(-1000.0, 1000.0),
     )
     class_map: str = option(
@@ -104,6 +107,11 @@ class OutputSettings:
         "of its members' probabilities). Empty = the model's own classes. Examples: "
         "config/class_maps/.",
     )
+
+    @property
+    def threshold(self) -> float:
+        """The anomaly threshold in force: ``anomaly_threshold``, or the method's default."""
+        return resolve_threshold(self.anomaly_method, self.anomaly_threshold)
 
     def load_class_map(self, model_classes: ClassSetConfig) -> BoundClassMap | None:
         """The ``class_map`` file bound to the model's classes; None when not set.
@@ -122,7 +130,7 @@ class OutputSettings:
             "resize": self.upsample,
             "summarize": True,
             "anomaly_method": self.anomaly_method,
-            "anomaly_threshold": self.anomaly_threshold,
+            "anomaly_threshold": self.threshold,
         }
         return options if class_map is None else {**options, "class_map": class_map}
 
@@ -213,7 +221,7 @@ def frame_outputs(
         "confidence_threshold": float(settings.confidence_threshold),
         "anomaly_fraction": float(summary.anomaly_fraction or 0.0),
         "anomaly_method": settings.anomaly_method,
-        "anomaly_threshold": float(settings.anomaly_threshold),
+        "anomaly_threshold": settings.threshold,
         "shift_score": float(shift_score),
     }
     return FrameOutputs(

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vltseg_ros.config.anomaly_methods import AnomalyMethod, check_method
 from vltseg_ros.config.class_map import BoundClassMap
 from vltseg_ros.config.model_config import (
     DEFAULT_MODEL,
@@ -50,11 +51,7 @@ from vltseg_ros.inference.preprocess import (
     validate_image,
 )
 from vltseg_ros.inference.result import ResizeMode, SegmentationResult, scores_to_result
-from vltseg_ros.inference.scores import (
-    AnomalyMethod,
-    check_finite,
-    check_method,
-)
+from vltseg_ros.inference.scores import check_finite
 from vltseg_ros.inference.tiling import ScoreCanvas, Tiling, tile
 
 LOG = logging.getLogger(__name__)
@@ -333,7 +330,7 @@ class Segmenter:
         resize: ResizeMode = "scores",
         summarize: bool = False,
         anomaly_method: AnomalyMethod | None = None,
-        anomaly_threshold: float = 0.0,
+        anomaly_threshold: float | None = None,
         return_anomaly: bool = False,
         class_map: BoundClassMap | None = None,
     ) -> list[SegmentationResult]:
@@ -353,7 +350,9 @@ class Segmenter:
             summarize: also compute the per-class :class:`ResultSummary` of each result.
             anomaly_method: compute this per-pixel anomaly score (None: none); with
                 ``summarize``, the summary's ``anomaly_fraction`` is the share of pixels whose
-                score exceeds ``anomaly_threshold``, counted at the model's resolution.
+                score exceeds ``anomaly_threshold`` (None: the method's default,
+                :data:`~vltseg_ros.config.anomaly_methods.DEFAULT_THRESHOLDS`), counted at the
+                model's resolution.
             return_anomaly: also return the (H, W) anomaly score (needs ``anomaly_method``).
             class_map: give labels, confidence, scores and summary in its output classes
                 (bound to this model's class set); the threshold applies to the merged

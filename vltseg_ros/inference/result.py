@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vltseg_ros.config.anomaly_methods import AnomalyMethod, resolve_threshold
 from vltseg_ros.config.class_map import BoundClassMap
 from vltseg_ros.inference.preprocess import resize as _resize
 from vltseg_ros.inference.preprocess import resize_nearest
 from vltseg_ros.inference.scores import (
-    AnomalyMethod,
     anomaly_score,
     apply_temperature,
     merge_probabilities,
@@ -66,7 +66,7 @@ def scores_to_result(
     summarize: bool = False,
     temperature: float = 1.0,
     anomaly_method: AnomalyMethod | None = None,
-    anomaly_threshold: float = 0.0,
+    anomaly_threshold: float | None = None,
     return_anomaly: bool = False,
     class_map: BoundClassMap | None = None,
 ) -> SegmentationResult:
@@ -83,7 +83,9 @@ def scores_to_result(
         temperature: calibration temperature of the probabilities (1 = ``s / s.sum(0)``).
         anomaly_method: the per-pixel anomaly score to compute from the raw scores (None:
             none); ``anomaly_threshold``: the score above which the summary counts a pixel as
-            anomalous; ``return_anomaly``: keep the (H, W) score in the result.
+            anomalous (None: the method's default,
+            :data:`~vltseg_ros.config.anomaly_methods.DEFAULT_THRESHOLDS`);
+            ``return_anomaly``: keep the (H, W) score in the result.
         class_map: labels, confidence, scores and summary in its output classes
             (:func:`merge_probabilities`); None: the model's classes.
 
@@ -97,7 +99,7 @@ def scores_to_result(
     anomaly = anomalous = None
     if anomaly_method is not None:
         anomaly = anomaly_score(raw, anomaly_method, temperature)
-        anomalous = anomaly > anomaly_threshold
+        anomalous = anomaly > resolve_threshold(anomaly_method, anomaly_threshold)
         if not return_anomaly:
             anomaly = None
         elif resize == "scores":

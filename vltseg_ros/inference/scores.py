@@ -23,23 +23,14 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Literal
 
 import torch
 from torch import Tensor
 
+from vltseg_ros.config.anomaly_methods import AnomalyMethod, check_method
 from vltseg_ros.config.class_map import UNLABELED, BoundClassMap
-from vltseg_ros.errors import ConfigError, NonFiniteOutputError
+from vltseg_ros.errors import NonFiniteOutputError
 
-AnomalyMethod = Literal["rba", "max_logit", "max_probability", "entropy"]
-ANOMALY_METHODS: tuple[AnomalyMethod, ...] = ("rba", "max_logit", "max_probability", "entropy")
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "rba": -0.5,
-    "max_logit": -0.5,
-    "max_probability": 0.5,
-    "entropy": 0.5,
-}
-"""A starting threshold per method (score above it = anomalous pixel); tune it per model."""
 _EPS = 1e-12
 _FROM_PROBABILITIES = ("max_probability", "entropy")
 
@@ -68,19 +59,6 @@ def check_finite(raws: list[Tensor], source: str) -> None:
         "weights, or a model that diverged in training) or reduced precision overflowed; try "
         "fp32, and check the checkpoint"
     )
-
-
-def check_method(method: str) -> AnomalyMethod:
-    """``method`` if it is one of :data:`ANOMALY_METHODS`.
-
-    Raises:
-        ConfigError: any other value.
-    """
-    if method not in ANOMALY_METHODS:
-        raise ConfigError(
-            f"anomaly method must be one of {', '.join(ANOMALY_METHODS)}, got {method!r}"
-        )
-    return method  # type: ignore[return-value]
 
 
 def anomaly_score(raw: Tensor, method: AnomalyMethod = "rba", temperature: float = 1.0) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -50,13 +52,26 @@ def overlay(
     return out
 
 
+# (score shown as 0, score shown as 255) per method: 0 = a pixel one known class owns
+_ANOMALY_RANGES = {
+    "rba": (-math.tanh(1.0), 0.0),  # one class with raw score 1: -tanh(1) = -0.76
+    "max_logit": (-1.0, 0.0),  # one class with raw score 1
+    "max_probability": (0.0, 1.0),
+    "entropy": (0.0, 1.0),
+}
+
+
 def anomaly_to_uint8(score: np.ndarray, method: str) -> np.ndarray:
-    """(H, W) float anomaly score of ``method`` -> (H, W) uint8, 0 = normal, 255 = the most
-    anomalous: rba and max_logit map [-1, 0] to [0, 255] (a pixel one class fully owns is
-    about -0.76, one no query claims 0; lower values clip to 0), max_probability and entropy
-    map [0, 1]."""
-    low = -1.0 if method in ("rba", "max_logit") else 0.0
-    return np.clip(np.rint((score - low) * 255.0), 0, 255).astype(np.uint8)
+    """(H, W) float anomaly score of ``method`` -> (H, W) uint8: 0 = normal (a pixel one known
+    class fully owns), 255 = the most anomalous (no query claims it), linear in between.
+
+    rba maps [-tanh(1), 0] = [-0.76, 0] to [0, 255] (its default threshold -0.5 is grey 88);
+    max_logit [-1, 0] (threshold -0.5: grey 128); max_probability and entropy [0, 1]
+    (threshold 0.5: grey 128). Scores beyond a range clip to 0 or 255.
+    """
+    low, high = _ANOMALY_RANGES[method]
+    scaled = (np.asarray(score, dtype=np.float32) - low) * (255.0 / (high - low))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def confidence_to_uint8(confidence: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ the value in force; every parameter goes through deactivate / cleanup / set / co
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -113,10 +114,22 @@ def test_a_live_parameter_changes_the_next_frame_and_the_label_info(ros, monkeyp
         assert (_mask(mask) == 255).all()  # every pixel's confidence is 1 / 2.8 < 0.9
         assert info.unlabeled_fraction == 1.0
         assert _newest(peer, TOPIC.format("label_info"), 2).threshold == pytest.approx(0.9)
-        assert _set(node, anomaly_method="max_probability", anomaly_threshold=0.5).successful
+        # anomaly_threshold NaN (not given): each method's own default (one table) is in force
+        assert math.isnan(node.get_parameter("anomaly_threshold").value)
+        assert (info.anomaly_method, info.anomaly_threshold) == ("rba", -0.5)
+        assert _set(node, anomaly_method="max_probability").successful
         info, _ = _segment(peer, 3)
         assert (info.anomaly_method, info.anomaly_threshold) == ("max_probability", 0.5)
         assert info.anomaly_fraction == pytest.approx(1.0)  # 1 - 1/2.8 > 0.5 everywhere
+        assert _set(node, anomaly_threshold=0.7).successful  # a number stays, for any method
+        info, _ = _segment(peer, 4)
+        assert info.anomaly_threshold == pytest.approx(0.7)
+        assert info.anomaly_fraction == 0.0  # 1 - 1/2.8 = 0.64 < 0.7
+        refused = _set(node, anomaly_threshold=5000.0)  # no rclpy range (it refuses NaN)
+        assert not refused.successful and "outside [-1000.0, 1000.0]" in refused.reason
+        assert _set(node, anomaly_threshold=math.nan).successful  # back to the method's
+        info, _ = _segment(peer, 5)
+        assert info.anomaly_threshold == 0.5 and info.anomaly_fraction == pytest.approx(1.0)
         refused = _set(node, confidence_threshold=1.5)  # out of range: rclpy's descriptor
         assert not refused.successful
         assert node.get_parameter("confidence_threshold").value == 0.9

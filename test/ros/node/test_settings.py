@@ -3,6 +3,7 @@ generated from it and kept equal; options are validated by their declared choice
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,8 @@ def test_config_yaml_is_the_generated_table() -> None:
 
     walk(loaded)
     specs = {spec.name: spec.default for spec in parameter_specs()}
+    assert math.isnan(flat.pop("anomaly_threshold"))  # .nan: the anomaly method's default
+    assert math.isnan(specs.pop("anomaly_threshold"))
     assert flat == {k: list(v) if isinstance(v, tuple) else v for k, v in specs.items()}
 
 

@@ -84,14 +84,19 @@ class CameraHealth:
             self._shift, self._shift_off = monitor, f"off: {reason}"
 
     def frame_statistics(
-        self, stamp: float, mean_confidence: float, anomaly_fraction: float
+        self,
+        stamp: float,
+        mean_confidence: float,
+        anomaly_fraction: float,
+        class_fraction: np.ndarray | None = None,
     ) -> float:
-        """Record a segmented frame's statistics (``stamp``: header stamp, s); returns its
-        shift score, or -1 without a monitor."""
+        """Record a segmented frame's statistics (``stamp``: header stamp, s; the summary's
+        (C,) ``class_fraction``, None: no class term); returns its shift score, or -1 without
+        a monitor."""
         with self._lock:
             if self._shift is None:
                 return -1.0
-            return self._shift.add(stamp, mean_confidence, anomaly_fraction)
+            return self._shift.add(stamp, mean_confidence, anomaly_fraction, class_fraction)
 
     def received(self) -> None:
         """A frame arrived."""
@@ -279,7 +284,7 @@ def watch_shift(
     """Give every camera a domain-shift monitor against the checkpoint's ``calibration``;
     returns what to log, (level "info" or "warning", message), or ("", "")."""
     outputs = settings.outputs
-    method = (outputs.anomaly_method, outputs.anomaly_threshold)
+    method = (outputs.anomaly_method, outputs.threshold)
     same = calibration is not None and method == (
         calibration.anomaly_method,
         calibration.anomaly_threshold,
@@ -288,17 +293,36 @@ def watch_shift(
         monitor = None
         if calibration is not None:
             window, threshold = settings.shift_window, settings.shift_threshold
-            monitor = ShiftMonitor(calibration, window, threshold, compare_anomaly=same)
+            monitor = ShiftMonitor(
+                calibration,
+                window,
+                threshold,
+                compare_anomaly=same,
+                compare_classes=not outputs.class_map,
+            )
         health.watch_shift(monitor, "the checkpoint has no calibration")
     if calibration is None:
         return (
             "info",
             "domain-shift warning off: the checkpoint has no calibration (vltseg calibrate)",
         )
+    notes = []
     if not same:
-        return "warning", (
+        notes.append(
             f"anomaly_method / anomaly_threshold ({method[0]}, {method[1]:g}) differ from the "
             f"calibration's ({calibration.anomaly_method}, {calibration.anomaly_threshold:g}): "
-            "the domain-shift monitor compares mean confidence only"
+            "the domain-shift score leaves its anomaly term out"
         )
-    return "", ""
+    if not calibration.class_fraction:
+        notes.append(
+            "the calibration predates the class histogram: the domain-shift score has no class "
+            "term (standard deviations of confidence and anomalous pixels, as before it) and "
+            "misses a scene the model is sure of but wrong about, like a dark night; re-run "
+            "vltseg calibrate"
+        )
+    elif outputs.class_map:
+        notes.append(
+            "with a class_map the frames' classes are not the calibration's: the domain-shift "
+            "score has no class term (standard deviations of confidence and anomalous pixels)"
+        )
+    return ("warning", "; ".join(notes)) if notes else ("", "")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vltseg_ros.config.class_map import BoundClassMap, read_class_map
-from vltseg_ros.config.options import build, option_specs, values_of
+from vltseg_ros.config.options import build, changed, option_specs, values_of
 from vltseg_ros.errors import ConfigError
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.ros.node.settings import CameraSettings, NodeSettings
@@ -41,8 +41,8 @@ class LiveChange:
     def describe(self) -> str:
         """``confidence_threshold 0.0 -> 0.9, overlay_alpha 0.5 -> 0.3``."""
         before, after = values_of(self.old), values_of(self.new)
-        changed = [name for name in after if after[name] != before[name]]
-        return ", ".join(f"{n} {before[n]!r} -> {after[n]!r}" for n in changed) or "no change"
+        names = [name for name in after if changed(before[name], after[name])]
+        return ", ".join(f"{n} {before[n]!r} -> {after[n]!r}" for n in names) or "no change"
 
 
 def live_change(

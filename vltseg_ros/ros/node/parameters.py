@@ -86,7 +86,7 @@ def declare(node: Node, spec: OptionSpec) -> str | None:
     if spec.range is not None and spec.kind is int:
         low, high = spec.range
         descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
-    elif spec.range is not None:
+    elif spec.range is not None and not spec.nan_allowed:  # rclpy's range refuses NaN
         low, high = spec.range
         descriptor.floating_point_range = [
             FloatingPointRange(from_value=low, to_value=high, step=0.0)

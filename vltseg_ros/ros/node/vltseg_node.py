@@ -203,6 +203,7 @@ class VLTSegNode(LifecycleNode):
                         pending.stamp or pending.received,
                         result.summary.mean_confidence,
                         result.summary.anomaly_fraction or 0.0,
+                        result.summary.class_fraction,
                     ),
                     camera=pending.camera,
                     model=segmenter.config.name,
@@ -365,7 +366,7 @@ class VLTSegNode(LifecycleNode):
         segmenter = self._segmenter
         if segmenter is None:  # inactive: activate binds the class map and publishes
             return
-        watched = ("anomaly_method", "anomaly_threshold")
+        watched = ("anomaly_method", "threshold", "class_map")  # the shift score's terms
         if any(getattr(new.outputs, k) != getattr(old.outputs, k) for k in watched):
             self._watch_shift(new, segmenter)
         published = ("class_map", "confidence_threshold")
