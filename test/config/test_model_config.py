@@ -118,3 +118,16 @@ def test_inference_input_size() -> None:
     assert InferenceConfig(mode="whole", whole_size=(256, 512)).input_size == (256, 512)
     assert InferenceConfig(mode="whole").input_size == (512, 512)
     assert InferenceConfig(mode="slide", whole_size=(1, 1)).input_size == (512, 512)
+
+
+def test_a_calibration_class_histogram_must_fit_the_class_set() -> None:
+    """A checkpoint whose calibration stores a class histogram of another length (a forged or
+    mismatched file) is refused when loaded, instead of the node silently dropping the shift
+    score's class term."""
+    data = load_model_config("tiny").to_dict()
+    fits = dict(data, calibration={"class_fraction": [1.0 / 19] * 19})
+    assert len(ModelConfig.from_dict(fits).calibration.class_fraction) == 19
+    assert ModelConfig.from_dict(dict(data, calibration={})).calibration.class_fraction == ()
+    wrong = dict(data, calibration={"class_fraction": [0.5, 0.5]})
+    with pytest.raises(ConfigError, match="class_fraction holds 2 shares for 19 classes"):
+        ModelConfig.from_dict(wrong)

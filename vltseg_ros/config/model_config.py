@@ -352,6 +352,12 @@ class ModelConfig:
         self.inference.validate()
         if self.calibration is not None:
             self.calibration.validate()
+            shares = len(self.calibration.class_fraction)
+            if shares not in (0, self.classes.num_classes):
+                raise ConfigError(
+                    f"calibration class_fraction holds {shares} shares for "
+                    f"{self.classes.num_classes} classes: recalibrate (vltseg calibrate)"
+                )
 
     @property
     def class_set(self) -> ClassSetConfig:
