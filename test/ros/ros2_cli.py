@@ -239,21 +239,11 @@ class Ros2:
         self._started: list[Ros2Process] = []
 
     def __call__(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        """``ros2 <args>`` to its end; one that hangs past ``timeout`` is killed and run once
-        more, and the test fails when that hangs too.
-
-        Why once more: a fresh ``ros2`` process's service request can be lost (its client sees
-        the service as ready before the server has matched the client's request writer, and
-        the request is written into the gap), and ``ros2 lifecycle set`` / ``param set`` then
-        wait for the answer without a time limit. The node never saw the request (its log
-        shows no transition), so a second one, as a user would type it, is safe.
-        """
-        for _ in range(2):
-            result = self._run(args, timeout)
-            if result.returncode is not None:
-                return result
-        command = " ".join(args)
-        pytest.fail(f"`ros2 {command}` did not end in {timeout:.0f} s, twice: {result.stderr}")
+        """``ros2 <args>`` to its end; fails the test when it runs past ``timeout``."""
+        result = self._run(args, timeout)
+        if result.returncode is None:
+            pytest.fail(f"`ros2 {' '.join(args)}` did not end in {timeout:.0f} s: {result.stderr}")
+        return result
 
     def _run(self, args: tuple[str, ...], timeout: float) -> subprocess.CompletedProcess[str]:
         """``ros2 <args>``; one that runs past ``timeout`` is killed and returned with
