@@ -281,10 +281,9 @@ class Ros2:
         deadline, attempts = time.monotonic() + timeout, 0
         while not matches(result := self._run(args, each)):
             attempts += 1
-            # A hung attempt is a miss, retried at least once: `ros2 lifecycle get` and
-            # `ros2 service call` wait without a timeout for a response, which DDS can drop
-            # when the call goes out right after discovery (the client's response reader not
-            # yet matched by the server): a user types the command again.
+            # A hung attempt is a miss, retried at least once: `ros2 lifecycle get` waits for
+            # the answer without a time limit, and under load an answer has been seen not to
+            # come (cause not established); a user types the command again.
             if time.monotonic() > deadline and attempts >= 2:
                 pytest.fail(
                     f"`ros2 {' '.join(args)}` never matched {expect!r} in {timeout:.0f} s; "
