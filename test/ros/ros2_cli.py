@@ -157,6 +157,23 @@ class Ros2Process:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def dump_stacks(self, wait: float = 2.0) -> str:
+        """SIGUSR1 to every ``vltseg_node`` process this command started (the node prints its
+        threads' stacks and goes on: docs/node.md); returns the output since, after ``wait``
+        s. For the message of a test that found the node not answering."""
+        import psutil  # ros2cli's dependency (ros2_prefix skips without it)
+
+        before = len(self.log())
+        nodes = [
+            child
+            for child in psutil.Process(self.process.pid).children(recursive=True)
+            if any("vltseg_node" in part for part in child.cmdline())
+        ]
+        for child in nodes:
+            child.send_signal(signal.SIGUSR1)
+        time.sleep(wait)
+        return self.log()[before:] if nodes else "(no vltseg_node process found)"
+
     def wait_for(self, pattern: str, timeout: float = 120.0) -> re.Match[str]:
         """The first match of the regular expression ``pattern`` (multi-line) in the output;
         fails the test when the process ends or ``timeout`` passes first."""

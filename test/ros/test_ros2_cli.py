@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -67,14 +68,50 @@ def test_run_reaches_active(ros2: Ros2, node: Ros2Process) -> None:
     assert NODE in ros2.until("node", "list", expect=f"^{NODE}$").stdout.split()
 
 
+def _transition(ros2: Ros2, node: Ros2Process, name: str, state: str, timeout: float):
+    """``ros2 lifecycle set NODE name``, typed once more when it hangs although the node,
+    still in ``state``, printed nothing meanwhile (it never started the transition; a user
+    would type the command again). What the node answered to the other lifecycle services and
+    its threads' stacks are recorded as a warning; a second hang fails the test with them."""
+    log_before = len(node.log())
+    done = ros2._run(("lifecycle", "set", NODE, name), timeout)
+    if done.returncode is not None:
+        return done
+    printed = node.log()[log_before:].strip()
+    now, report = _hang_report(ros2, node, name, printed)
+    if printed or not now.startswith(f"{state} ["):
+        pytest.fail(report)
+    warnings.warn(f"typed again: {report}", stacklevel=2)
+    done = ros2._run(("lifecycle", "set", NODE, name), timeout)
+    if done.returncode is None:
+        pytest.fail("hung twice: " + _hang_report(ros2, node, name, node.log()[log_before:])[1])
+    return done
+
+
+def _hang_report(ros2: Ros2, node: Ros2Process, name: str, printed: str) -> tuple[str, str]:
+    """(``ros2 lifecycle get``'s answer, a report of what the node says and does) while a
+    ``ros2 lifecycle set`` waits for it."""
+    get = ros2._run(("lifecycle", "get", NODE), 30)
+    service = ros2._run(
+        ("service", "call", f"{NODE}/get_available_transitions",
+         "lifecycle_msgs/srv/GetAvailableTransitions"), 30,
+    )  # fmt: skip
+    return get.stdout or "", (
+        f"`ros2 lifecycle set {NODE} {name}` hung; lifecycle get: rc {get.returncode} "
+        f"{get.stdout.strip()!r}; get_available_transitions: rc {service.returncode} "
+        f"{service.stdout.strip()[-300:]!r}; node output meanwhile: {printed[-2000:]!r}; "
+        f"stacks: {node.dump_stacks()[-6000:]}"
+    )
+
+
 def test_lifecycle_get_and_set(ros2: Ros2, node: Ros2Process) -> None:
     assert ros2.until("lifecycle", "get", NODE, expect=r"^active \[3\]$").returncode == 0
     try:
-        done = ros2("lifecycle", "set", NODE, "deactivate", timeout=60)
+        done = _transition(ros2, node, "deactivate", "active", timeout=60)
         assert done.returncode == 0 and "Transitioning successful" in done.stdout, done
         assert ros2.until("lifecycle", "get", NODE, expect=r"\w").stdout == "inactive [2]\n"
     finally:
-        done = ros2("lifecycle", "set", NODE, "activate", timeout=120)
+        done = _transition(ros2, node, "activate", "inactive", timeout=120)
     assert done.returncode == 0 and "Transitioning successful" in done.stdout, done
     assert ros2.until("lifecycle", "get", NODE, expect=r"\w").stdout == "active [3]\n"
     assert node.alive()

@@ -76,3 +76,34 @@ def test_a_signal_under_load_stops_the_node_cleanly(ros, tmp_path, signum) -> No
         assert code == 0, log
         assert "ERROR" not in log and "Traceback" not in log, log
         assert "Failed to publish log message" not in log, log
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_node_goes_on(ros, tmp_path) -> None:
+    """docs/node.md "A node that stops answering": the stacks of the executor's thread and the
+    inference worker, in the node's output; the node keeps segmenting and then stops cleanly."""
+    peer, env = ros
+    peer.listen("camera/segmentation/info", SegmentationInfo)
+    frame = array_to_image(camera_frame(64, 128), "rgb8", peer.header("cam"))
+    node = NodeProcess(tmp_path, PARAMS, env)
+    try:
+        peer.wait_for_subscriber("camera/image_raw", Image, timeout=120)
+        node.process.send_signal(signal.SIGUSR1)
+        wait_until(lambda: "spinning.py" in node.log(), 30, "a stack dump", node.log)
+        log = node.log()
+        assert "Thread 0x" in log and "in _spin" in log, log  # the executor's thread
+        assert "in _work" in log, log  # the inference worker
+        before = len(peer.messages("camera/segmentation/info"))
+        stream = Stream(peer, frame, period=0.2)
+        try:
+            wait_until(
+                lambda: len(peer.messages("camera/segmentation/info")) > before,
+                60,
+                "an output after the dump",
+                node.log,
+            )
+        finally:
+            stream.stop()
+        node.process.send_signal(signal.SIGINT)
+        assert node.process.wait(timeout=60) == 0, node.log()
+    finally:
+        node.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 from collections.abc import Callable
@@ -24,6 +25,9 @@ def run_node(make_node: Callable[[], LifecycleNode], args: list[str] | None) -> 
     ``--help`` prints the usage and the parameters, any other argument before ``--ros-args`` is
     an error (exit 2).
 
+    SIGUSR1 prints the Python stack of every thread to stderr and the node goes on: what a
+    node that stops answering is doing, without stopping it (``kill -USR1 PID``).
+
     SIGINT and SIGTERM stop the node cleanly (exit 0): the executor's thread ends, the
     lifecycle shutdown stops and joins the inference worker and destroys the entities, and only
     then the ROS context goes, so no publish or log message races with it. (rclpy's own signal
@@ -44,6 +48,7 @@ def run_node(make_node: Callable[[], LifecycleNode], args: list[str] | None) -> 
         sys.exit(2)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     interrupt_on(signal.SIGINT, signal.SIGTERM)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     node = spinner = None
     try:
         node = make_node()
