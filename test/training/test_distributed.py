@@ -69,7 +69,7 @@ def _worker(rank: int, port: int, data: Path, out: Path, results: Path) -> None:
     torch.set_num_threads(1)
     matcher.random_points = _fixed_points
     point_sampling.random_points = _fixed_points
-    from vltseg_ros.training.distributed import init_distributed, shutdown_distributed
+    from vltseg_ros.parallel.distributed import init_distributed, shutdown_distributed
 
     context = init_distributed("cpu")
     try:

@@ -42,6 +42,7 @@ def test_builtin_run_configs_follow_the_reference():
     assert [t.split(":")[0] for t in gta.data.targets] == ["cityscapes", "bdd100k", "mapillary"]
     model = resolve_model_config(gta)
     assert model.encoder.drop_path == 0.2 and model.inference.stride == (426, 426)
+    assert model.name == "vltseg-eva02-l-512"  # the architecture the reference trains
     assert gta.loss.num_points == 12544 and gta.loss.no_object_weight == 0.1
     city = load_run_config("vltseg_eva02-l-14_cityscapes_1024")
     assert (city.scale, city.crop_size, city.train.batch_size, city.train.iterations) == (
@@ -51,6 +52,7 @@ def test_builtin_run_configs_follow_the_reference():
         20000,
     )
     assert city.data.targets[0].startswith("acdc:")
+    assert resolve_model_config(city).name == "vltseg-eva02-l-1024"
 
 
 def test_overrides_are_yaml_and_round_trip(tmp_path):

@@ -7,7 +7,9 @@
 - :mod:`~vltseg_ros.bag.frames`: image / label files in folders (Cityscapes, ACDC, plain).
 - :mod:`~vltseg_ros.bag.make_bag`: bags from folders or synthetic scenes (``vltseg make-bag``).
 - :mod:`~vltseg_ros.bag.frame_names`: the frames' names make-bag stores in ``metadata.yaml``.
-- :mod:`~vltseg_ros.bag.evaluate`, :mod:`~vltseg_ros.bag.result_writer`: ``vltseg bag-eval``.
+- :mod:`~vltseg_ros.bag.evaluate`, :mod:`~vltseg_ros.bag.result_writer`: ``vltseg bag-eval``;
+  :mod:`~vltseg_ros.bag.label_folders`: its labels folders (matched by order);
+  :mod:`~vltseg_ros.bag.fleet`: several bags, and the shares of torchrun processes.
 - :mod:`~vltseg_ros.bag.score_masks`: ``vltseg bag-eval --mask-topic`` (masks already in a bag).
 """
 

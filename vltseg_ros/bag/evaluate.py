@@ -17,12 +17,19 @@ overlays, info and label_info are in the output classes, its labels stay as they
 
 Scoring masks already in a bag, without a model (``mask_topic``), is
 :mod:`vltseg_ros.bag.score_masks`; it shares the options and the label helpers here.
+
+:func:`score_bag` scores a share of a bag's frames (every ``count``-th frame from ``index``:
+one process's share under torchrun) into a :class:`BagScores`, whose counts add up
+(:meth:`BagScores.merge`) to what one process scoring the whole bag counts;
+:func:`evaluate_bag` scores the whole bag into its report. Several bags:
+:mod:`vltseg_ros.bag.fleet`.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +37,13 @@ from typing import Any
 import numpy as np
 
 from vltseg_ros.bag.frame_names import read_frame_names
-from vltseg_ros.bag.frames import FramePair, anomaly_label_files, label_files, read_label
+from vltseg_ros.bag.label_folders import (
+    checked_truth,
+    folder_labels,
+    folder_truths,
+    read_folder_label,
+    read_folder_truth,
+)
 from vltseg_ros.bag.reading import BagFrame, iter_frames, storage_of
 from vltseg_ros.bag.result_writer import SegmentationBagWriter
 from vltseg_ros.bag.topics import BagTopics, find_topics
@@ -48,7 +61,6 @@ from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.result import SegmentationResult
 
 LOG = logging.getLogger(__name__)
-_TRUTH_VALUES = np.array([0, 1, 255], np.uint8)
 Progress = Callable[[Iterable, int], Iterable]
 """Wraps an iterable of frames (with its expected length), e.g. in a tqdm progress bar."""
 
@@ -135,7 +147,7 @@ def check_inputs(bag: Path, options: BagEvalOptions) -> BagTopics:
         bag, options.image_topic, label_option(options), anomaly_topic=options.anomaly_topic
     )
     folder_labels(options.labels_dir, topics)
-    _folder_truths(options.anomaly_dir, topics)
+    folder_truths(options.anomaly_dir, topics)
     return topics
 
 
@@ -165,26 +177,118 @@ def evaluate_bag(
         ConfigError: invalid options.
         EvaluationError: the anomaly truth holds no anomaly or no in-distribution pixel.
     """
+    scores = score_bag(bag, segmenter, options, checkpoint=checkpoint, progress=progress)
+    return scores.report()
+
+
+@dataclass
+class BagScores:
+    """What :func:`score_bag` counted on (a share of) one bag, to be added up and reported.
+
+    Attributes:
+        counts: the report being filled: confusion matrix, frames scored, provenance (its
+            ``latencies_ms``, ``calibration`` and ``anomaly`` are set by :meth:`report`).
+        calibration: the scored pixels' calibration statistics.
+        anomaly: pooled anomaly scores (None without anomaly truth).
+        anomaly_where: the anomaly topic or folder (for messages).
+        latencies: (frame index, engine ms per frame) of every frame segmented.
+    """
+
+    counts: EvaluationReport
+    calibration: CalibrationAccumulator = field(default_factory=CalibrationAccumulator)
+    anomaly: AnomalyScoring | None = None
+    anomaly_where: str = ""
+    latencies: list[tuple[int, float]] = field(default_factory=list)
+
+    def merge(self, other: BagScores) -> None:
+        """Add ``other``'s counts (another share of the same bag, or another bag with the same
+        classes and options): :mod:`vltseg_ros.evaluation.sharding` says what is exact."""
+        self.counts.confusion.merge(other.counts.confusion)
+        self.counts.frames += other.counts.frames
+        self.calibration.merge(other.calibration)
+        if self.anomaly is not None and other.anomaly is not None:
+            self.anomaly.merge(other.anomaly)
+        self.latencies += other.latencies
+
+    def report(self, processes: int = 1, *, warn: bool = True) -> EvaluationReport:
+        """The report: latencies in frame order, ECE, anomaly metrics; ``processes`` (how many
+        shared the frames) recorded. Warns when frames had no label (and ``warn``).
+
+        Raises:
+            BagError: anomaly truth was asked for but no frame had one.
+            EvaluationError: the anomaly truth holds no anomaly or no in-distribution pixel.
+        """
+        report = copy.deepcopy(self.counts)
+        report.latencies_ms = [ms for _, ms in sorted(self.latencies, key=lambda x: x[0])]
+        report.calibration = calibration_result(self.calibration)
+        report.processes = processes
+        if self.anomaly is not None:
+            if self.anomaly.frames == 0:
+                where = self.anomaly_where
+                raise BagError(f"no frame of {report.source} has anomaly truth on {where}")
+            report.anomaly = self.anomaly.report(
+                source=f"{report.source} ({self.anomaly_where})",
+                model=report.model,
+                checkpoint=report.checkpoint,
+                processes=processes,
+            )
+        if warn:
+            log_unscored(report, len(report.latencies_ms))
+        return report
+
+
+def score_bag(
+    bag: Path,
+    segmenter: Segmenter,
+    options: BagEvalOptions,
+    *,
+    checkpoint: str = "",
+    progress: Progress | None = None,
+    share: tuple[int, int] = (0, 1),
+) -> BagScores:
+    """Segment a share of ``bag``'s frames and count their scores (:func:`evaluate_bag`'s
+    arguments and errors, but nothing is reported yet).
+
+    Args:
+        share: (index, count): the frames whose position in the image topic is ``index``
+            modulo ``count`` (a process's share: (rank, world size)); (0, 1): all. The share
+            pools its anomaly pixels with sampling seed ``index``. Only a whole bag
+            (``count`` 1) may be written (``options.write_bag``).
+
+    Raises:
+        ConfigError: a share that is not 0 <= index < count, or a share written to a bag.
+    """
+    index, count = share
+    if not 0 <= index < count:
+        raise ConfigError(f"share {index} of {count} does not exist")
+    if count > 1 and options.write_bag is not None:
+        raise ConfigError("a share of a bag's frames cannot be written to a bag: write whole bags")
     topics = check_inputs(bag, options)
-    frames = iter_frames(bag, topics.image_topic, topics.label_topic, topics.anomaly_topic)
+    frames = iter_frames(
+        bag,
+        topics.image_topic,
+        topics.label_topic,
+        topics.anomaly_topic,
+        keep=None if count == 1 else lambda k: k % count == index,
+    )
     class_map = options.outputs.load_class_map(segmenter.class_set)
     class_set = segmenter.class_set if class_map is None else class_map.classes
     report = empty_report(
         class_set, class_map, source=str(bag), model=segmenter.config.name, checkpoint=checkpoint
     )
-    scorer = _FrameScorer(report, options, topics, class_map)
+    scorer = _FrameScorer(report, options, topics, class_map, seed=index)
     writer = _output_writer(bag, topics, options, segmenter.class_set, class_map, report)
-    frames = with_progress(frames, topics.image_count, progress)
+    frames = with_progress(frames, len(range(index, topics.image_count, count)), progress)
     stream = ((frame, frame.image, frame.color_order, None) for frame in frames)
     predict = {**options.outputs.predict_options(class_map), "output_size": None}
-    if scorer.anomaly is not None:
-        predict |= scorer.anomaly.predict_options()
+    if scorer.scores.anomaly is not None:
+        predict |= scorer.scores.anomaly.predict_options()
     if writer is not None:  # the written bag has the anomaly topic too
         predict["return_anomaly"] = True
     try:
         for batch, results, seconds in segmenter.predict_stream(stream, **predict):
             for frame, result in zip(batch, results, strict=True):
-                report.latencies_ms.append(1e3 * seconds / len(batch))
+                scorer.scores.latencies.append((frame.index, 1e3 * seconds / len(batch)))
                 label = scorer.score(frame, result)
                 if writer is not None:
                     outside = label if frame.label_message is None else None
@@ -195,8 +299,7 @@ def evaluate_bag(
         raise
     if writer is not None:
         writer.close()
-    log_unscored(report, len(report.latencies_ms))
-    return scorer.finish()
+    return scorer.scores
 
 
 def empty_report(
@@ -212,7 +315,7 @@ def empty_report(
 
 
 class _FrameScorer:
-    """Scores each segmented frame of :func:`evaluate_bag` into its report: the label
+    """Scores each segmented frame of :func:`score_bag` into its :class:`BagScores`: the label
     (confusion matrix, calibration; mapped with the class map, if any) and the anomaly truth
     (:class:`AnomalyScoring`)."""
 
@@ -222,122 +325,49 @@ class _FrameScorer:
         options: BagEvalOptions,
         topics: BagTopics,
         class_map: BoundClassMap | None,
+        seed: int = 0,
     ) -> None:
-        self.report = report
         self.class_map = class_map
         self.ignore_index = report.confusion.ignore_index
         self.labels = folder_labels(options.labels_dir, topics)
-        self.truths = _folder_truths(options.anomaly_dir, topics)
-        self.calibration = CalibrationAccumulator()
+        self.truths = folder_truths(options.anomaly_dir, topics)
         method = options.outputs.anomaly_method
-        self.anomaly = AnomalyScoring(method) if options.scores_anomaly else None
-        self.where = options.anomaly_topic or options.anomaly_dir
+        self.scores = BagScores(
+            report,
+            anomaly=AnomalyScoring(method, seed) if options.scores_anomaly else None,
+            anomaly_where=str(options.anomaly_topic or options.anomaly_dir or ""),
+        )
 
     def score(self, frame: BagFrame, result: SegmentationResult) -> np.ndarray | None:
         """Score one frame; returns its label as read (None without one)."""
-        label = frame.label if self.labels is None else _next_label(self.labels, frame)
+        scores, shape = self.scores, frame.image.shape[:2]
+        label = frame.label
+        if self.labels is not None:
+            pair = _at(self.labels, frame.index)
+            label = read_folder_label(pair, shape, frame.stamp_ns)
         if label is not None:
             scored = score_frame(
-                self.report.confusion, result.labels, label, frame.stamp_ns, self.class_map
+                scores.counts.confusion, result.labels, label, frame.stamp_ns, self.class_map
             )
-            add_calibration(self.calibration, result, scored, self.ignore_index)
-            self.report.frames += 1
-        if self.anomaly is not None:
-            truth = frame.anomaly if self.truths is None else _next_truth(self.truths, frame)
+            add_calibration(scores.calibration, result, scored, self.ignore_index)
+            scores.counts.frames += 1
+        if scores.anomaly is not None:
+            truth = frame.anomaly
+            if self.truths is not None:
+                truth = read_folder_truth(_at(self.truths, frame.index), shape, frame.stamp_ns)
             if truth is not None:
-                self.anomaly.add(result, _checked_truth(truth, frame.stamp_ns))
+                scores.anomaly.add(result, checked_truth(truth, frame.stamp_ns))
         return label
 
-    def finish(self) -> EvaluationReport:
-        """The report with its calibration and anomaly metrics."""
-        report = self.report
-        report.calibration = calibration_result(self.calibration)
-        if self.anomaly is not None:
-            if self.anomaly.frames == 0:
-                raise BagError(f"no frame of {report.source} has anomaly truth on {self.where}")
-            report.anomaly = self.anomaly.report(
-                source=f"{report.source} ({self.where})",
-                model=report.model,
-                checkpoint=report.checkpoint,
-            )
-        return report
+
+def _at(files: list, index: int) -> Any:
+    """``files[index]``, or None past the end."""
+    return files[index] if index < len(files) else None
 
 
 def label_option(options: BagEvalOptions) -> str | None:
     """The label topic to look for: none when labels come from a folder."""
     return None if options.labels_dir else options.label_topic
-
-
-def folder_labels(labels_dir: Path | None, topics: BagTopics) -> Iterator[FramePair] | None:
-    """The label files of ``labels_dir`` to match to the frames by order (None without one);
-    a :class:`BagError` for a missing or empty folder or a count other than the frames'."""
-    if labels_dir is None:
-        return None
-    return _by_order(label_files(labels_dir), f"labels folder {labels_dir}", "labels", topics)
-
-
-def _folder_truths(folder: Path | None, topics: BagTopics) -> Iterator[Path] | None:
-    if folder is None:
-        return None
-    files = anomaly_label_files(folder)
-    return _by_order(files, f"anomaly labels folder {folder}", "anomaly labels", topics)
-
-
-def _by_order(files: list, where: str, what: str, topics: BagTopics) -> Iterator:
-    """The files, to be matched to the image messages by order: as many as there are."""
-    if len(files) != topics.image_count:
-        raise BagError(
-            f"{where} has {len(files)} files but topic {topics.image_topic} has "
-            f"{topics.image_count} messages; {what} are matched to frames by order, so the "
-            "counts must be equal"
-        )
-    return iter(files)
-
-
-def _next_truth(truths: Iterator[Path], frame: BagFrame) -> np.ndarray:
-    path = next(truths, None)
-    if path is None:
-        raise BagError("the bag has more frames than the anomaly labels folder has files")
-    truth = read_label(path)
-    shape = frame.image.shape[:2]
-    if truth.shape != shape:
-        raise BagError(
-            f"anomaly label {path} is {truth.shape[1]}x{truth.shape[0]} (WxH) but the frame at "
-            f"stamp {frame.stamp_ns} ns is {shape[1]}x{shape[0]}: anomaly labels must have the "
-            "frame's size"
-        )
-    return truth
-
-
-def _checked_truth(truth: np.ndarray, stamp: int) -> np.ndarray:
-    """``truth`` if it holds only 0, 1 and 255; else a :class:`BagError`."""
-    present = np.bincount(truth.ravel(), minlength=256) > 0
-    present[_TRUTH_VALUES] = False
-    other = np.flatnonzero(present)
-    if other.size:
-        raise BagError(
-            f"anomaly truth at stamp {stamp} ns holds values {other.tolist()[:10]}; it must "
-            "hold 0 (in-distribution), 1 (anomaly) or 255 (void) only"
-        )
-    return truth
-
-
-def _next_label(labels: Iterator[FramePair], frame: BagFrame) -> np.ndarray:
-    return read_folder_label(next(labels, None), frame.image.shape[:2], frame.stamp_ns)
-
-
-def read_folder_label(pair: FramePair | None, shape: tuple[int, ...], stamp: int) -> np.ndarray:
-    """The (H, W) uint8 train ids of ``pair``'s label file; a :class:`BagError` when no file
-    is left (``pair`` None) or the label is not of the frame's (H, W) ``shape``."""
-    if pair is None or pair.label is None:
-        raise BagError("the bag has more frames than the labels folder has label files")
-    label = read_label(pair.label, pair.label_ids)
-    if label.shape != tuple(shape):
-        raise BagError(
-            f"label {pair.label} is {label.shape[1]}x{label.shape[0]} (WxH) but the frame at "
-            f"stamp {stamp} ns is {shape[1]}x{shape[0]}: labels must have the frame's size"
-        )
-    return label
 
 
 def score_frame(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +73,7 @@ class BagFrame:
         label_message: the label's message, or None.
         anomaly: (H, W) uint8 anomaly truth of the same header stamp (0 in-distribution,
             1 anomaly, 255 void), or None (no anomaly topic, or none for this stamp).
+        index: the image message's position among the image topic's messages, from 0.
     """
 
     image: np.ndarray
@@ -81,6 +82,7 @@ class BagFrame:
     message: BagMessage
     label_message: BagMessage | None = None
     anomaly: np.ndarray | None = None
+    index: int = 0
 
     @property
     def stamp_ns(self) -> int:
@@ -192,16 +194,24 @@ def iter_frames(
     image_topic: str,
     label_topic: str | None = None,
     anomaly_topic: str | None = None,
+    *,
+    keep: Callable[[int], bool] | None = None,
 ) -> Iterator[BagFrame]:
     """Decoded frames of a raw (Image) or compressed (CompressedImage) topic, with labels and
     anomaly truth (both mono8 Image topics matched by header stamp).
+
+    Args:
+        keep: which frames to decode and yield, by :attr:`BagFrame.index` (e.g. a process's
+            share); None: all.
 
     Raises:
         BagError: unreadable bag; an image that cannot be decoded; a label or anomaly truth
             that is not mono8 or whose size differs from its image.
     """
     pairs = read_paired(bag, image_topic, (label_topic, anomaly_topic))
-    for message, (label_message, anomaly_message) in pairs:
+    for index, (message, (label_message, anomaly_message)) in enumerate(pairs):
+        if keep is not None and not keep(index):
+            continue
         label = _mono8(label_message, "label", label_topic)
         anomaly = _mono8(anomaly_message, "anomaly truth", anomaly_topic)
         try:
@@ -222,7 +232,7 @@ def iter_frames(
                     f"{what} on {topic} at {_at(message)} is {_size(array.shape)} but its image "
                     f"on {image_topic} is {_size(image.shape)}: {what} must have the image's size"
                 )
-        yield BagFrame(image, order, label, message, label_message, anomaly)
+        yield BagFrame(image, order, label, message, label_message, anomaly, index)
 
 
 def _mono8(message: BagMessage | None, what: str, topic: str | None) -> np.ndarray | None:

@@ -31,13 +31,12 @@ from vltseg_ros.bag.evaluate import (
     BagEvalOptions,
     Progress,
     empty_report,
-    folder_labels,
     label_option,
     log_unscored,
-    read_folder_label,
     score_frame,
     with_progress,
 )
+from vltseg_ros.bag.label_folders import folder_labels, read_folder_label
 from vltseg_ros.bag.reading import label_to_array, read_messages
 from vltseg_ros.bag.topics import find_topics, open_bag
 from vltseg_ros.bag.typestore import (
@@ -110,7 +109,8 @@ def score_mask_topic(
     recorded = _bag_metadata(bag, mask_topic)
     class_map = _mask_class_map(options, recorded, mask_topic)
     report = _empty_report(recorded, class_map, str(bag))
-    labels = folder_labels(options.labels_dir, topics)
+    files = folder_labels(options.labels_dir, topics)
+    labels = None if files is None else iter(files)
     messages = read_messages(bag, mask_topic, topics.label_topic)
     for message, label_message in with_progress(messages, topics.image_count, progress):
         mask = label_to_array(message.msg, f"mask on {mask_topic} at stamp {message.stamp_ns}")

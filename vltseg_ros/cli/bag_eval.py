@@ -1,4 +1,8 @@
-"""``vltseg bag-eval``: segment a rosbag2's frames offline and score them against its labels.
+"""``vltseg bag-eval``: segment rosbag2s' frames offline and score them against their labels.
+
+One bag gives one report; several bags (or a folder of bags) one report per bag plus their
+total (:mod:`vltseg_ros.bag.fleet`). Under torchrun the processes share the bags (or, with
+fewer bags than processes, the frames) and rank 0 writes the reports.
 
 The bag modules (and ``rosbags``) are imported when the command runs, so ``vltseg`` and the ML
 core work on machines without them.
@@ -7,9 +11,11 @@ core work on machines without them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -17,15 +23,27 @@ from vltseg_ros.bag import require_rosbags
 from vltseg_ros.cli.common import (
     add_model_arguments,
     add_options,
+    join_processes,
     load_segmenter,
     options_from,
     warn_random_weights,
 )
 from vltseg_ros.config.model_config import DEFAULT_MODEL
 from vltseg_ros.config.options import values_of
+from vltseg_ros.errors import ConfigError
+from vltseg_ros.evaluation.fleet_report import fleet_markdown, write_fleet_report
 from vltseg_ros.evaluation.report import markdown_table, write_report
 from vltseg_ros.inference.outputs import OutputSettings
 from vltseg_ros.inference.settings import SegmenterSettings
+from vltseg_ros.parallel.distributed import (
+    DistributedContext,
+    launched_world_size,
+    shutdown_distributed,
+)
+
+if TYPE_CHECKING:  # the bag modules need rosbags: imported when the command runs
+    from vltseg_ros.bag.evaluate import BagEvalOptions
+    from vltseg_ros.bag.fleet import FleetReports
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,9 +61,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and FPR at 95 % TPR of --anomaly-method and of max probability. With --mask-topic, "
         "masks already in the bag are scored and no model is loaded. With --class-map, "
         "labels are mapped with the map and masks, confidence, overlays and info are in its "
-        "output classes: IoU and mIoU are per output class.",
+        "output classes: IoU and mIoU are per output class. Several bags (or a folder of "
+        "bags) are reported per bag and in total. Under torchrun the processes share the "
+        "bags (fewer bags than processes: the frames) and rank 0 writes the report.",
     )
-    parser.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 directory or file")
+    parser.add_argument(
+        "bags",
+        type=Path,
+        nargs="+",
+        metavar="BAG",
+        help="rosbag2 directory or file, or a folder of them; several: a report per bag and "
+        "their total",
+    )
     parser.add_argument(
         "--image-topic", help="camera topic (default: the bag's only color image topic)"
     )
@@ -79,13 +106,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="anomaly truth PNG files (0, 1, 255) matched to frames by order (sorted relative "
         "paths)",
     )
-    parser.add_argument("--out", type=Path, help="report folder (default: <bag name>_eval)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="report folder (default: <bag or folder name>_eval next to it; several paths: "
+        "bags_eval)",
+    )
     parser.add_argument(
         "--write-bag",
         type=Path,
         metavar="OUT_BAG",
         help="also write the frames and <camera>/segmentation/{mask,confidence,overlay,anomaly,"
-        "info} into this new bag (storage: its .mcap / .db3 suffix, else the input's)",
+        "info} into this new bag (storage: its .mcap / .db3 suffix, else the input's); with "
+        "several bags a folder receiving one bag per input bag, named after it",
     )
     add_options(
         parser,
@@ -116,48 +149,129 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate the bag, write the report, print its table; returns 0."""
+    """Evaluate the bag(s), write the report(s), print the table; returns 0 (under torchrun:
+    this process's share; rank 0 writes and prints)."""
     require_rosbags()
-    from vltseg_ros.bag.evaluate import BagEvalOptions, check_inputs, evaluate_bag
+    from vltseg_ros.bag.evaluate import BagEvalOptions
+    from vltseg_ros.bag.fleet import find_bags, is_bag
     from vltseg_ros.bag.score_masks import score_mask_topic
 
+    single = len(args.bags) == 1 and (is_bag(args.bags[0]) or not args.bags[0].is_dir())
     options = BagEvalOptions(
         image_topic=args.image_topic,
         label_topic=args.label_topic,
         labels_dir=args.labels,
         mask_topic=args.mask_topic,
         outputs=options_from(args, OutputSettings),
-        write_bag=args.write_bag,
+        write_bag=args.write_bag if single else None,  # several: one per bag, in the folder
         anomaly_topic=args.anomaly_topic,
         anomaly_dir=args.anomaly_labels,
     )
     options.validate()
-    if args.live:
-        return _run_live(args)
-    if args.mask_topic:
-        report = score_mask_topic(args.bag, options, progress=_progress)
-    else:  # check the bag and folders before loading the model (big models take a while)
-        check_inputs(args.bag, options)
-        segmenter = load_segmenter(args)
-        report = evaluate_bag(
-            args.bag,
-            segmenter,
-            options,
-            checkpoint=segmenter.checkpoint,
-            progress=_progress,
-        )
-    out = args.out or default_out_dir(args.bag)
+    if args.live or args.mask_topic:
+        bag = _one_bag(args, single)
+        if args.live:
+            return _run_live(args, bag)
+        report = score_mask_topic(bag, options, progress=_progress)
+    else:
+        bags = find_bags(args.bags)  # a clear error for a bad path before the model loads
+        context = join_processes(args)
+        try:
+            reports = _evaluate(args, bags, single, options, context)
+        finally:
+            shutdown_distributed()
+        if reports is None:
+            return 0
+        if not single:
+            return _write_fleet(args, reports)
+        report = reports.total
+    out = args.out or default_out_dir(args.bags[0])
     paths = write_report(report, out)
     print(markdown_table(report))
     if not args.mask_topic:
-        print("latency = engine time per frame (batch time / frames in it), decoding excluded")
+        print(LATENCY_NOTE)
     if args.write_bag:
         print(f"segmented bag: {args.write_bag}")
     print(f"report: {paths['markdown'].parent}")
     return 0
 
 
-def _run_live(args: argparse.Namespace) -> int:
+LATENCY_NOTE = "latency = engine time per frame (batch time / frames in it), decoding excluded"
+
+
+def _one_bag(args: argparse.Namespace, single: bool) -> Path:
+    """The one bag ``--live`` and ``--mask-topic`` take (``single``: one path, not a folder
+    of bags), in a single process."""
+    what = "--live" if args.live else "--mask-topic"
+    if not single:
+        given = f"{len(args.bags)} paths" if len(args.bags) > 1 else f"the folder {args.bags[0]}"
+        raise ConfigError(f"{what} takes one bag, got {given}: run it once per bag")
+    if launched_world_size() > 1:
+        raise ConfigError(f"{what} runs in one process: start it without torchrun")
+    return args.bags[0]
+
+
+def _evaluate(
+    args: argparse.Namespace,
+    bags: Sequence[Path],
+    single: bool,
+    options: BagEvalOptions,
+    context: DistributedContext,
+) -> FleetReports | None:
+    """This process's shares of ``bags`` segmented; on rank 0 the :class:`FleetReports`."""
+    from vltseg_ros.bag.evaluate import check_inputs
+    from vltseg_ros.bag.fleet import evaluate_fleet, splits_bags, written_bag
+
+    if len(bags) > 1 and (args.labels or args.anomaly_labels):
+        raise ConfigError(
+            "--labels and --anomaly-labels match one bag's frames by order: give one bag, or "
+            "bags with label topics"
+        )
+    if args.write_bag and splits_bags(len(bags), context):
+        raise ConfigError(
+            f"--write-bag needs whole bags, but {context.world_size} processes split the "
+            f"frames of {len(bags)} bag(s): give at least as many bags as processes, or run "
+            "without torchrun"
+        )
+    per_bag = [options] * len(bags)
+    if args.write_bag and not single:
+        outputs = [written_bag(args.write_bag, bag) for bag in bags]
+        per_bag = [dataclasses.replace(options, write_bag=out) for out in outputs]
+    for bag, bag_options in zip(bags, per_bag, strict=True):
+        check_inputs(bag, bag_options)  # every bag checked before the model loads
+    if args.write_bag and not single:
+        args.write_bag.mkdir(parents=True, exist_ok=True)
+    segmenter = load_segmenter(args, warn=context.is_main)
+    try:
+        return evaluate_fleet(
+            bags,
+            segmenter,
+            per_bag,
+            context,
+            checkpoint=segmenter.checkpoint,
+            progress=_progress if context.is_main else None,
+        )
+    finally:
+        segmenter.close()
+
+
+def _write_fleet(args: argparse.Namespace, reports: FleetReports) -> int:
+    """Write and print the report of several bags; returns 0."""
+    out = args.out or (default_out_dir(args.bags[0]) if len(args.bags) == 1 else BAGS_OUT)
+    paths = write_fleet_report(reports.bags, reports.total, out)
+    print(fleet_markdown(reports.bags, reports.total, sections=False))
+    print(LATENCY_NOTE)
+    if args.write_bag:
+        print(f"segmented bags: {args.write_bag}")
+    print(f"report: {paths['markdown'].parent} (one folder per bag)")
+    return 0
+
+
+BAGS_OUT = Path("bags_eval")
+"""The default report folder of several bag paths (in the working folder)."""
+
+
+def _run_live(args: argparse.Namespace, bag: Path) -> int:
     """``--live``: the bag played through a vltseg_node process (needs rclpy + messages)."""
     if args.mask_topic or args.labels or args.anomaly_topic or args.anomaly_labels:
         print(
@@ -180,9 +294,9 @@ def _run_live(args: argparse.Namespace) -> int:
     settings.check()
     if not settings.weights:
         warn_random_weights(settings.model or DEFAULT_MODEL)
-    out = args.out or default_out_dir(args.bag)
+    out = args.out or default_out_dir(bag)
     report = run_live_replay(
-        args.bag,
+        bag,
         out,
         node_overrides(settings, options_from(args, OutputSettings)),
         rate=args.rate,

@@ -9,16 +9,25 @@ default, description, choices and range (:mod:`vltseg_ros.config.options`).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from vltseg_ros.config.model_config import available_models
 from vltseg_ros.config.options import build, option_specs
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.inference.settings import SegmenterSettings
+from vltseg_ros.parallel.distributed import (
+    DistributedContext,
+    init_distributed,
+    launched_world_size,
+)
 
 Settings = TypeVar("Settings")
 _PAIR_NAMES = {"test_scale": ("LONG", "SHORT")}
+EVALUATION_TIMEOUT = timedelta(hours=24)
+"""How long a process that finished its share of an evaluation waits for the others."""
 
 
 def add_options(
@@ -67,12 +76,34 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add_options(group, SegmenterSettings)
 
 
-def load_segmenter(args: argparse.Namespace) -> Segmenter:
-    """The Segmenter the model flags describe; warns loudly when its weights are random."""
+def load_segmenter(args: argparse.Namespace, *, warn: bool = True) -> Segmenter:
+    """The Segmenter the model flags describe; warns loudly when its weights are random (and
+    ``warn``)."""
     segmenter = options_from(args, SegmenterSettings).load()
-    if segmenter.random_weights:
+    if segmenter.random_weights and warn:
         warn_random_weights(segmenter.config.name)
     return segmenter
+
+
+def join_processes(args: argparse.Namespace) -> DistributedContext:
+    """Under torchrun (``WORLD_SIZE`` > 1): join the process group (gloo, whatever the device:
+    the processes only exchange counts; collectives wait up to :data:`EVALUATION_TIMEOUT`),
+    set ``args.device`` to this process's device (``cuda`` -> ``cuda:LOCAL_RANK``) and keep
+    the log to warnings on ranks other than 0. In a single process: a one-process context, no
+    process group, ``args`` unchanged.
+
+    Raises:
+        ConfigError: malformed launcher variables.
+        DeviceError: CUDA requested but unavailable, ``cuda:N`` under torchrun, or fewer GPUs
+            than local ranks.
+    """
+    if launched_world_size() == 1:
+        return DistributedContext()
+    context = init_distributed(args.device, backend="gloo", timeout=EVALUATION_TIMEOUT)
+    args.device = str(context.device)
+    if not context.is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+    return context
 
 
 def warn_random_weights(model: str) -> None:

@@ -6,15 +6,26 @@ expected calibration error (15 bins) with its reliability diagram, with the chec
 inference settings (sliding window), predictions at the label files' resolution. Per anomaly
 set: AUROC, average precision and FPR at 95 % TPR of the chosen anomaly score and of max
 probability.
+
+Under torchrun every process segments every ``world_size``-th frame of each data set and
+anomaly set, and rank 0 adds up the counts (:mod:`vltseg_ros.evaluation.sharding`), writes the
+reports and prints the summary.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from vltseg_ros.cli.common import add_model_arguments, add_options, load_segmenter, options_from
-from vltseg_ros.config.class_map import read_class_map
+from vltseg_ros.cli.common import (
+    add_model_arguments,
+    add_options,
+    join_processes,
+    load_segmenter,
+    options_from,
+)
+from vltseg_ros.config.class_map import BoundClassMap, read_class_map
 from vltseg_ros.config.model_config import DEFAULT_MODEL
 from vltseg_ros.data import DATASET_NAMES, SegmentationDataset, build_dataset, parse_dataset_spec
 from vltseg_ros.data.anomaly_sets import (
@@ -25,16 +36,19 @@ from vltseg_ros.data.anomaly_sets import (
 )
 from vltseg_ros.data.cityscapes import ACDC_CONDITIONS
 from vltseg_ros.errors import ConfigError
-from vltseg_ros.evaluation.anomaly_eval import evaluate_anomaly_set
+from vltseg_ros.evaluation.anomaly_eval import log_anomaly, score_anomaly_set
 from vltseg_ros.evaluation.dataset_eval import (
     domain_reports,
     frame_counts,
-    score_dataset,
+    log_scores,
     summary_markdown,
     write_evaluation,
 )
 from vltseg_ros.evaluation.report import AnomalyReport, EvaluationReport
+from vltseg_ros.evaluation.sharding import gather_anomaly, gather_scores, score_share
 from vltseg_ros.inference.outputs import OutputSettings
+from vltseg_ros.inference.predictor import Segmenter
+from vltseg_ros.parallel.distributed import DistributedContext, shard, shutdown_distributed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "average precision, FPR at 95 % TPR) into anomaly/<set>/report.md and report.json. "
         "Writes summary.md and summary.json into --out, and prints the summary. With "
         "--class-map, labels are mapped with the map and predictions made in its output "
-        "classes: IoU and mIoU are per output class.",
+        "classes: IoU and mIoU are per output class. Under torchrun the processes share the "
+        "frames and rank 0 writes the reports.",
     )
     parser.add_argument(
         "--dataset",
@@ -90,44 +105,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate every data set and anomaly set, write the reports and the summary, print it;
-    returns 0."""
+    """Evaluate every data set and anomaly set, write the reports and the summary, print it
+    (under torchrun: this process's share; rank 0 writes and prints); returns 0."""
     if not args.dataset and not args.anomaly:
         raise ConfigError(
             "nothing to evaluate: give --dataset NAME:ROOT and/or --anomaly NAME:ROOT "
             f"(anomaly sets: {', '.join(ANOMALY_DATASET_NAMES)})"
         )
     datasets = open_datasets(args.dataset or [], args.split, args.conditions)
-    frames = {spec: frame_counts(dataset, args.limit) for spec, dataset in datasets.items()}
     anomaly_sets = open_anomaly_sets(args.anomaly or [], args.limit)
     outputs = options_from(args, OutputSettings)
     class_map = read_class_map(outputs.class_map) if outputs.class_map else None
-    segmenter = load_segmenter(args)  # after the data checks: big models take a while
-    checkpoint = segmenter.checkpoint
-    reports: dict[str, EvaluationReport] = {}
-    anomaly: dict[str, AnomalyReport] = {}
+    context = join_processes(args)
     try:
-        bound = class_map and class_map.bind(segmenter.class_set, outputs.class_map)
-        classes = segmenter.class_set if bound is None else bound.classes
-        for spec, dataset in datasets.items():
-            scores = score_dataset(segmenter, dataset, limit=args.limit, class_map=bound)
-            reports |= domain_reports(
-                scores.matrices,
-                frames[spec],
-                classes.names,
-                model=segmenter.config.name,
-                checkpoint=checkpoint,
-                source=f"{spec}, {args.split} split",
-                calibration=scores.calibration_results(),
-                class_map="" if bound is None else bound.describe(),
-            )
-        for spec, samples in anomaly_sets.items():
-            name = samples[0].dataset
-            anomaly[name] = evaluate_anomaly_set(
-                segmenter, samples, outputs.anomaly_method, source=spec, checkpoint=checkpoint
-            )
+        # after the data checks: big models take a while
+        segmenter = load_segmenter(args, warn=context.is_main)
+        try:
+            bound = class_map and class_map.bind(segmenter.class_set, outputs.class_map)
+            reports = _domain_reports(args, segmenter, datasets, bound, context)
+            anomaly = _anomaly_reports(segmenter, anomaly_sets, outputs, context)
+        finally:
+            segmenter.close()
     finally:
-        segmenter.close()
+        shutdown_distributed()
+    if not context.is_main:
+        return 0
     out = args.out or default_out_dir(args.checkpoint, segmenter.config.name)
     write_evaluation(reports, out, anomaly)
     print(summary_markdown(reports, anomaly))
@@ -135,6 +137,68 @@ def run(args: argparse.Namespace) -> int:
     folders += ", anomaly/<set>/" if anomaly else ""
     print(f"reports: {out} (summary.md, summary.json{folders})")
     return 0
+
+
+def _provenance(segmenter: Segmenter, context: DistributedContext) -> dict[str, Any]:
+    """The model, checkpoint and process count every report records."""
+    return {
+        "model": segmenter.config.name,
+        "checkpoint": segmenter.checkpoint,
+        "processes": context.world_size,
+    }
+
+
+def _domain_reports(
+    args: argparse.Namespace,
+    segmenter: Segmenter,
+    datasets: dict[str, SegmentationDataset],
+    class_map: BoundClassMap | None,
+    context: DistributedContext,
+) -> dict[str, EvaluationReport]:
+    """Every data set's domain reports: this process's share scored, all shares added up on
+    rank 0 ({} on the other ranks)."""
+    classes = segmenter.class_set if class_map is None else class_map.classes
+    reports: dict[str, EvaluationReport] = {}
+    for spec, dataset in datasets.items():
+        local = score_share(segmenter, dataset, context, limit=args.limit, class_map=class_map)
+        scores = gather_scores(local)
+        if scores is None:
+            continue
+        if context.is_distributed:
+            log_scores(scores)
+        reports |= domain_reports(
+            scores.matrices,
+            frame_counts(dataset, args.limit),
+            classes.names,
+            source=f"{spec}, {args.split} split",
+            calibration=scores.calibration_results(),
+            class_map="" if class_map is None else class_map.describe(),
+            **_provenance(segmenter, context),
+        )
+    return reports
+
+
+def _anomaly_reports(
+    segmenter: Segmenter,
+    anomaly_sets: dict[str, list[AnomalySample]],
+    outputs: OutputSettings,
+    context: DistributedContext,
+) -> dict[str, AnomalyReport]:
+    """Every anomaly set's report: this process's share scored, all shares pooled on rank 0 (the
+    other ranks: {})."""
+    reports: dict[str, AnomalyReport] = {}
+    for spec, samples in anomaly_sets.items():
+        mine = shard(samples, context)
+        local = score_anomaly_set(
+            segmenter, mine, outputs.anomaly_method, progress=context.is_main, seed=context.rank
+        )
+        scoring = gather_anomaly(local)
+        if scoring is None:
+            continue
+        report = scoring.report(source=spec, **_provenance(segmenter, context))
+        log_anomaly(report)
+        reports[samples[0].dataset] = report
+    return reports
 
 
 def open_datasets(

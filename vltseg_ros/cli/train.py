@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from vltseg_ros.training.distributed import init_distributed, shutdown_distributed
+from vltseg_ros.parallel.distributed import init_distributed, shutdown_distributed
 from vltseg_ros.training.run_config import available_run_configs, load_run_config
 
 

@@ -139,6 +139,30 @@ class AnomalyAccumulator:
         if self._buffered > self.max_pixels + self.max_pixels // 4:  # amortized pruning
             self._prune()
 
+    def merge(self, other: AnomalyAccumulator) -> None:
+        """Add ``other``'s pixels (e.g. another process's share of the frames).
+
+        While all pixels of both fit ``max_pixels``, every one is kept and the metrics equal
+        those of one accumulator given all frames, bit for bit (the metrics do not depend on
+        the pixels' order). Beyond, the pixels of smallest key among both samples are kept:
+        a uniform sample of all pixels when the two were seeded differently.
+
+        Raises:
+            ConfigError: ``other`` keeps another number of pixels.
+        """
+        if other.max_pixels != self.max_pixels:
+            raise ConfigError(
+                f"cannot merge a sample of {other.max_pixels} pixels into one of "
+                f"{self.max_pixels}: give both the same max_pixels"
+            )
+        self.pixels += other.pixels
+        self.anomaly_pixels += other.anomaly_pixels
+        self._chunks += other._chunks
+        self._buffered += other._buffered
+        self._threshold = min(self._threshold, other._threshold)
+        if self._buffered > self.max_pixels + self.max_pixels // 4:
+            self._prune()
+
     def result(self) -> AnomalyMetrics:
         """The metrics of the pixels added so far (or of their sample beyond the cap).
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from vltseg_ros.config.anomaly_methods import check_method
 from vltseg_ros.data.anomaly_sets import AnomalySample, load_anomaly_sample
-from vltseg_ros.errors import EvaluationError
+from vltseg_ros.errors import ConfigError, EvaluationError
 from vltseg_ros.evaluation.anomaly import AnomalyAccumulator
 from vltseg_ros.evaluation.report import BASELINE_METHOD, AnomalyReport, percent
 from vltseg_ros.inference.predictor import Segmenter
@@ -29,16 +29,18 @@ class AnomalyScoring:
     Args:
         method: the anomaly score of the results (the ``anomaly_method`` they were predicted
             with, ``return_anomaly`` set: :meth:`predict_options`).
+        seed: seed of the pixel sampling over the cap (:class:`AnomalyAccumulator`); the
+            processes sharing one run's frames each take their rank.
 
     Raises:
         ConfigError: an unknown method.
     """
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, seed: int = 0) -> None:
         self.method = check_method(method)
         names = dict.fromkeys((self.method, BASELINE_METHOD))
         # one seed for all: over the sampling cap they keep the same pixels
-        self.accumulators = {name: AnomalyAccumulator() for name in names}
+        self.accumulators = {name: AnomalyAccumulator(seed=seed) for name in names}
         self.frames = 0
         """Frames added."""
 
@@ -60,14 +62,31 @@ class AnomalyScoring:
             accumulator.add(scores[name], truth)
         self.frames += 1
 
-    def report(self, *, source: str = "", model: str = "", checkpoint: str = "") -> AnomalyReport:
-        """The metrics of every score.
+    def merge(self, other: AnomalyScoring) -> None:
+        """Add ``other``'s frames (another process's share, another bag; the same method):
+        :meth:`AnomalyAccumulator.merge` says when the result is exact.
+
+        Raises:
+            ConfigError: ``other`` scores another method.
+        """
+        if other.method != self.method:
+            raise ConfigError(f"cannot merge {other.method} scores into {self.method} scores")
+        for name, accumulator in self.accumulators.items():
+            accumulator.merge(other.accumulators[name])
+        self.frames += other.frames
+
+    def report(
+        self, *, source: str = "", model: str = "", checkpoint: str = "", processes: int = 1
+    ) -> AnomalyReport:
+        """The metrics of every score (``processes``: how many shared the frames, recorded).
 
         Raises:
             EvaluationError: no anomaly pixel or no in-distribution pixel was added.
         """
         metrics = {name: acc.result() for name, acc in self.accumulators.items()}
-        return AnomalyReport(self.method, metrics, self.frames, source, model, checkpoint)
+        return AnomalyReport(
+            self.method, metrics, self.frames, source, model, checkpoint, processes
+        )
 
 
 def evaluate_anomaly_set(
@@ -97,7 +116,31 @@ def evaluate_anomaly_set(
         DatasetError: a file is unreadable, or a label's size differs from its image.
         EvaluationError: the truth holds no anomaly or no in-distribution pixel.
     """
-    scoring = AnomalyScoring(method)
+    scoring = score_anomaly_set(segmenter, samples, method, progress=progress)
+    report = scoring.report(source=source, model=segmenter.config.name, checkpoint=checkpoint)
+    log_anomaly(report)
+    return report
+
+
+def score_anomaly_set(
+    segmenter: Segmenter,
+    samples: Sequence[AnomalySample],
+    method: str = "rba",
+    *,
+    progress: bool = True,
+    seed: int = 0,
+) -> AnomalyScoring:
+    """Segment the samples and pool their scores (:func:`evaluate_anomaly_set` without the
+    report: a process's share, merged with the others' by :meth:`AnomalyScoring.merge`).
+
+    Args:
+        seed: :class:`AnomalyScoring`'s sampling seed.
+
+    Raises:
+        ConfigError: an unknown method.
+        DatasetError: a file is unreadable, or a label's size differs from its image.
+    """
+    scoring = AnomalyScoring(method, seed)
     loaded = map(load_anomaly_sample, samples)
     stream = ((truth, image, "rgb", truth.shape) for image, truth in loaded)
     name = samples[0].dataset if samples else "anomaly"
@@ -106,13 +149,16 @@ def evaluate_anomaly_set(
             for truth, result in zip(truths, results, strict=True):
                 scoring.add(result, truth)
             bar.update(len(truths))
-    report = scoring.report(source=source, model=segmenter.config.name, checkpoint=checkpoint)
+    return scoring
+
+
+def log_anomaly(report: AnomalyReport) -> None:
+    """One log line: the chosen score's AUROC, AP and FPR95 in percent."""
     LOG.info(
         "%s: %s AUROC %s %%, AP %s %%, FPR95 %s %%",
-        source or name,
-        method,
+        report.source or "anomaly",
+        report.method,
         percent(report.chosen.auroc),
         percent(report.chosen.average_precision),
         percent(report.chosen.fpr_at_95_tpr),
     )
-    return report

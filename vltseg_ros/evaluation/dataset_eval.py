@@ -39,10 +39,11 @@ from vltseg_ros.evaluation.report import (
     ANOMALY_KEYS,
     ANOMALY_NAMES,
     ANOMALY_NOTE,
-    RANDOM_WEIGHTS_NOTE,
     AnomalyReport,
     EvaluationReport,
+    checkpoint_text,
     percent,
+    random_weights_warning,
     write_anomaly_report,
     write_report,
 )
@@ -107,6 +108,7 @@ def score_dataset(
     progress: bool = True,
     limit: int | None = None,
     class_map: BoundClassMap | None = None,
+    log: bool = True,
 ) -> DatasetScores:
     """Segment the data set's frames and score them per domain (as many frames per engine
     call as fill the segmenter's ``batch_size`` network inputs).
@@ -120,6 +122,7 @@ def score_dataset(
         class_map: score in its output classes (bound to the segmenter's classes): labels
             mapped with its lookup table (255 stays 255, unmapped classes go to its default
             or 255), predictions made with it (merged confidence).
+        log: log each domain's mIoU, pixel accuracy and ECE (:func:`log_scores`).
 
     Returns:
         Per domain the confusion matrix (``segmenter.class_set`` classes, or the class map's
@@ -163,6 +166,13 @@ def score_dataset(
                 add_calibration(accumulator, result, labels, class_set.ignore_index)
             bar.update(len(batch))
     scores = DatasetScores(with_groups(matrices), with_groups(calibration))
+    if log:
+        log_scores(scores)
+    return scores
+
+
+def log_scores(scores: DatasetScores) -> None:
+    """One log line per domain: mIoU, pixel accuracy and ECE in percent."""
     for domain, matrix in scores.matrices.items():
         LOG.info(
             "%s: mIoU %s %%, pixel accuracy %s %%, ECE %s %%",
@@ -171,7 +181,6 @@ def score_dataset(
             percent(matrix.pixel_accuracy()),
             percent(_ece(calibration_result(scores.calibration[domain]))),
         )
-    return scores
 
 
 def selected_indices(dataset: SegmentationDataset, limit: int | None = None) -> list[int]:
@@ -243,6 +252,7 @@ def domain_reports(
     source: str = "",
     calibration: Mapping[str, CalibrationResult | None] | None = None,
     class_map: str = "",
+    processes: int = 1,
 ) -> dict[str, EvaluationReport]:
     """One report per domain of :func:`score_dataset`'s matrices.
 
@@ -257,6 +267,7 @@ def domain_reports(
             (:meth:`DatasetScores.calibration_results`); a domain absent or None has none.
         class_map: the class map the matrices are over (:meth:`BoundClassMap.describe`; ""
             = the model's classes).
+        processes: how many processes shared the frames (recorded).
     """
     calibration = calibration or {}
     return {
@@ -269,6 +280,7 @@ def domain_reports(
             checkpoint=checkpoint,
             calibration=calibration.get(domain),
             class_map=class_map,
+            processes=processes,
         )
         for domain, matrix in matrices.items()
     }
@@ -279,7 +291,8 @@ def summary_dict(
 ) -> dict[str, Any]:
     """All domains and anomaly sets side by side, JSON-ready (NaN -> None, values in [0, 1]).
 
-    Keys: model, checkpoint, random_weights, class_map (None: the model's classes), classes,
+    Keys: model, checkpoint, random_weights, processes (how many shared the work), class_map
+    (None: the model's classes), classes,
     domains (domain -> source, frames,
     pixels, miou, pixel_accuracy, iou (class -> IoU), ece, report: its report.json path
     relative to the evaluation folder), anomaly (set -> source, frames, pixels,
@@ -304,6 +317,7 @@ def summary_dict(
         "model": first.model if first else "",
         "checkpoint": first.checkpoint if first else "",
         "random_weights": not first.checkpoint if first else True,
+        "processes": first.processes if first else 1,
         "class_map": _class_map(reports) or None,
         "classes": list(next(iter(reports.values())).names) if reports else [],
         "domains": domains,
@@ -322,12 +336,12 @@ def summary_markdown(
     lines = ["# Evaluation summary", ""]
     if first is None:
         return "\n".join([*lines, "No domain was evaluated.", ""])
-    if not first.checkpoint:
-        lines += [f"> **WARNING: no checkpoint, {RANDOM_WEIGHTS_NOTE}.**", ""]
+    lines += random_weights_warning(first.checkpoint)
     mapped = f"; class map: {_class_map(reports)}" if _class_map(reports) else ""
     lines += [
-        f"model: {first.model or '-'}; checkpoint: {first.checkpoint or 'none (random weights)'}"
-        + mapped,
+        f"model: {first.model or '-'}; checkpoint: {checkpoint_text(first.checkpoint)}"
+        + mapped
+        + f"; processes: {first.processes}",
         "",
     ]
     if reports:

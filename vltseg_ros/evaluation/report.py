@@ -20,6 +20,18 @@ if TYPE_CHECKING:  # calibration imports torch; reports are also written without
     from vltseg_ros.evaluation.calibration import CalibrationResult
 
 RANDOM_WEIGHTS_NOTE = "random weights: these numbers are meaningless"
+
+
+def random_weights_warning(checkpoint: str) -> list[str]:
+    """A report's Markdown warning lines when there is no ``checkpoint`` (none otherwise)."""
+    return [] if checkpoint else [f"> **WARNING: no checkpoint, {RANDOM_WEIGHTS_NOTE}.**", ""]
+
+
+def checkpoint_text(checkpoint: str) -> str:
+    """The checkpoint as a report names it."""
+    return checkpoint or "none (random weights)"
+
+
 BASELINE_METHOD = "max_probability"
 """The anomaly score reported beside the chosen one: 1 - the winning-class probability."""
 ANOMALY_KEYS = ("auroc", "average_precision", "fpr_at_95_tpr")
@@ -37,7 +49,7 @@ class AnomalyReport:
         metrics: score -> its metrics: ``method`` first, then :data:`BASELINE_METHOD` (from the
             same forward pass) unless ``method`` is that.
         frames: frames with anomaly truth.
-        source, model, checkpoint: as in :class:`EvaluationReport`.
+        source, model, checkpoint, processes: as in :class:`EvaluationReport`.
     """
 
     method: str
@@ -46,6 +58,7 @@ class AnomalyReport:
     source: str = ""
     model: str = ""
     checkpoint: str = ""
+    processes: int = 1
 
     @property
     def chosen(self) -> AnomalyMetrics:
@@ -53,9 +66,10 @@ class AnomalyReport:
         return self.metrics[self.method]
 
     def to_dict(self) -> dict:
-        """JSON-ready: model, checkpoint, random_weights, source, frames, method, baseline,
-        pixels, anomaly_pixels, sampled_pixels, auroc, average_precision, fpr_at_95_tpr (of
-        ``method``, in [0, 1]) and metrics (score -> :meth:`AnomalyMetrics.to_dict`)."""
+        """JSON-ready: model, checkpoint, random_weights, source, frames, processes, method,
+        baseline, pixels, anomaly_pixels, sampled_pixels, auroc, average_precision,
+        fpr_at_95_tpr (of ``method``, in [0, 1]) and metrics (score ->
+        :meth:`AnomalyMetrics.to_dict`)."""
         chosen = self.chosen.to_dict()
         counts = ("pixels", "anomaly_pixels", "sampled_pixels")
         return {
@@ -96,6 +110,7 @@ class EvaluationReport:
         class_map: the class map whose output classes were scored (labels and predictions
             mapped), e.g. ``traversability (config/class_maps/traversability.yaml)``; "" =
             the model's classes.
+        processes: how many processes shared the frames (torchrun's world size; 1 alone).
     """
 
     class_names: tuple[str, ...]
@@ -109,6 +124,7 @@ class EvaluationReport:
     calibration: CalibrationResult | None = None
     anomaly: AnomalyReport | None = None
     class_map: str = ""
+    processes: int = 1
 
     @property
     def ece(self) -> float:
@@ -138,8 +154,8 @@ class EvaluationReport:
     def to_dict(self) -> dict:
         """JSON-ready summary; NaN (class absent, nothing scored) becomes None.
 
-        Keys: model, checkpoint, random_weights, source, frames, class_map (None: the model's
-        classes), dropped_frames, pixels,
+        Keys: model, checkpoint, random_weights, source, frames, processes, class_map (None:
+        the model's classes), dropped_frames, pixels,
         miou, pixel_accuracy, iou (class name -> IoU in [0, 1]), latency_ms (count, mean, p50,
         p95, max), confusion (columns: class names + "unlabeled"; matrix: pixel counts, rows =
         target classes), ece (in [0, 1]), calibration (:meth:`CalibrationResult.to_dict`: ece,
@@ -173,18 +189,18 @@ class EvaluationReport:
 def markdown_table(report: EvaluationReport) -> str:
     """The report as Markdown: a warning for random weights, a summary and a per-class table."""
     lines = ["# Segmentation evaluation", ""]
-    if not report.checkpoint:
-        lines += [f"> **WARNING: no checkpoint, {RANDOM_WEIGHTS_NOTE}.**", ""]
+    lines += random_weights_warning(report.checkpoint)
     if report.frames == 0:
         lines += ["> No frame had a label: accuracy was not measured.", ""]
     latency = report.latency_stats()
     rows = [
         ("source", report.source or "-"),
         ("model", report.model or "-"),
-        ("checkpoint", report.checkpoint or "none (random weights)"),
+        ("checkpoint", checkpoint_text(report.checkpoint)),
         *([("class map", report.class_map)] if report.class_map else []),
         ("frames scored", str(report.frames)),
         ("pixels scored", str(report.confusion.pixels)),
+        ("processes", str(report.processes)),
     ]
     if report.dropped_frames is not None:
         rows.append(("frames dropped", str(report.dropped_frames)))
@@ -243,11 +259,10 @@ def anomaly_header(report: AnomalyReport) -> list[str]:
 def anomaly_markdown(report: AnomalyReport) -> str:
     """An anomaly report as Markdown: source, model, the pixels, and the metrics table."""
     lines = ["# Anomaly detection", ""]
-    if not report.checkpoint:
-        lines += [f"> **WARNING: no checkpoint, {RANDOM_WEIGHTS_NOTE}.**", ""]
+    lines += random_weights_warning(report.checkpoint)
     lines += [
         f"source: {report.source or '-'}; model: {report.model or '-'}; checkpoint: "
-        f"{report.checkpoint or 'none (random weights)'}",
+        f"{checkpoint_text(report.checkpoint)}; processes: {report.processes}",
         "",
         *anomaly_header(report),
         "",
@@ -274,9 +289,20 @@ def write_anomaly_report(report: AnomalyReport, out_dir: Path) -> dict[str, Path
     return {"markdown": out_dir / "report.md", "json": out_dir / "report.json"}
 
 
-def write_report(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
+def write_report(
+    report: EvaluationReport,
+    out_dir: Path,
+    *,
+    markdown: str | None = None,
+    data: dict | None = None,
+) -> dict[str, Path]:
     """Write report.md, report.json, iou.png and confusion.png into ``out_dir`` (created), and
     reliability.png (the reliability diagram) when the report has a calibration.
+
+    Args:
+        markdown, data: report.md's text and report.json's content instead of the report's
+            (:func:`markdown_table`, :meth:`EvaluationReport.to_dict`); the charts are the
+            report's.
 
     Returns:
         {"markdown", "json", "iou_chart", "confusion_chart"} (+ "reliability") -> the written
@@ -296,8 +322,9 @@ def write_report(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
     if report.calibration is not None:
         names["reliability"] = "reliability.png"
     with staged(out_dir, "report") as stage:
-        (stage / names["markdown"]).write_text(markdown_table(report), encoding="utf-8")
-        text = json.dumps(report.to_dict(), indent=2) + "\n"
+        markdown = markdown_table(report) if markdown is None else markdown
+        (stage / names["markdown"]).write_text(markdown, encoding="utf-8")
+        text = json.dumps(report.to_dict() if data is None else data, indent=2) + "\n"
         (stage / names["json"]).write_text(text, encoding="utf-8")
         title = f"{report.model or 'model'}: mIoU {percent(report.confusion.miou())} %"
         if not report.checkpoint:
@@ -314,13 +341,15 @@ def write_report(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
 
 
 def _provenance(report: AnomalyReport | EvaluationReport) -> dict:
-    """The keys every report starts with: model, checkpoint, random_weights, source, frames."""
+    """The keys every report starts with: model, checkpoint, random_weights, source, frames,
+    processes."""
     return {
         "model": report.model,
         "checkpoint": report.checkpoint,
         "random_weights": not report.checkpoint,
         "source": report.source,
         "frames": report.frames,
+        "processes": report.processes,
     }
 
 

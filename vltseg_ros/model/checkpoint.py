@@ -24,13 +24,12 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
-from torch import Tensor, nn
+from torch import Tensor
 
 from vltseg_ros.config.model_config import Calibration, ModelConfig
 from vltseg_ros.errors import CheckpointError, CheckpointNotFoundError, ConfigError
 from vltseg_ros.io.files import atomic_path, require_file, require_torch_file
-from vltseg_ros.model.encoder import ClipEncoder
-from vltseg_ros.model.segmentor import StateLayout, VLTSeg, expected_layout
+from vltseg_ros.model.segmentor import VLTSeg, expected_layout
 from vltseg_ros.model.state_checks import check_layout, check_values
 
 LOG = logging.getLogger(__name__)
@@ -170,7 +169,7 @@ def load_model(
         raise CheckpointError(
             f"{str(path)!r} looks like an open_clip CLIP checkpoint (image tower only, no "
             "segmentation head); it can initialize the encoder for training "
-            "(vltseg_ros.model.checkpoint.load_open_clip_visual) but cannot segment"
+            "(model.init of `vltseg train`) but cannot segment"
         )
     try:
         expected = expected_layout(config)
@@ -227,21 +226,6 @@ def config_from_metadata(metadata: Mapping[str, str], path: str | Path) -> Model
         raise CheckpointError(f"{str(path)!r} has an invalid model config: {exc}") from exc
 
 
-def load_open_clip_visual(encoder: ClipEncoder, path: str | Path) -> None:
-    """Load the image tower (``visual.*``) of an open_clip CLIP / EVA-CLIP checkpoint strictly.
-
-    The text tower and logit scale are ignored; every encoder weight must be present with the
-    same shape, and no ``visual.*`` key may be left over.
-    """
-    state_dict, _ = read_checkpoint(path)
-    visual = {k: v for k, v in state_dict.items() if k.startswith("visual.")}
-    if not visual:
-        raise CheckpointError(
-            f"{str(path)!r} holds no 'visual.*' keys: not an open_clip checkpoint"
-        )
-    _load_strict(encoder, visual, path)
-
-
 def _torch_load_weights_only(path: Path) -> Any:
     require_torch_file(path)
     try:
@@ -272,13 +256,6 @@ def _state_dict_from(obj: Any, path: Path) -> dict[str, Tensor]:
     if not tensors:
         raise CheckpointError(f"{str(path)!r} holds no tensors")
     return tensors
-
-
-def _load_strict(module: nn.Module, state_dict: Mapping[str, Tensor], path: str | Path) -> None:
-    expected = StateLayout.of(module)
-    check_layout(expected, {k: v.shape for k, v in state_dict.items()}, path)
-    check_values(expected, state_dict, path)
-    module.load_state_dict(state_dict, strict=True)
 
 
 def _first_line(exc: BaseException) -> str:

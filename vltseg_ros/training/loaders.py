@@ -20,7 +20,7 @@ from vltseg_ros.data.factory import build_dataset, parse_dataset_spec
 from vltseg_ros.data.sampler import InfiniteKeyedSampler
 from vltseg_ros.data.transforms import PhotoMetricDistortion, TrainTransform
 from vltseg_ros.errors import ConfigError
-from vltseg_ros.training.distributed import DistributedContext
+from vltseg_ros.parallel.distributed import DistributedContext
 from vltseg_ros.training.run_config import RunConfig
 
 LOG = logging.getLogger(__name__)

@@ -5,7 +5,10 @@
 - ``metrics.jsonl``: one record per evaluated domain and evaluation (iteration, target,
   domain, mIoU, pixel accuracy, IoU per class; values in [0, 1], NaN written as null);
 - ``loss.png``: total loss per iteration, its moving average and the lr, redrawn at every
-  checkpoint.
+  checkpoint;
+- ``encoder_init.json``: what the encoder's initialization from ``model.init`` loaded, dropped
+  and left at random init (:class:`vltseg_ros.training.encoder_init.EncoderInit`; not written
+  on resume, which loads the checkpoint instead).
 
 On resume, records after the resumed iteration (written by the interrupted run after its last
 checkpoint) are dropped by :func:`truncate_jsonl`, so the files describe one run.
@@ -26,6 +29,7 @@ from vltseg_ros.io.files import atomic_path, write_text
 TRAIN_LOG = "train_log.jsonl"
 METRICS_LOG = "metrics.jsonl"
 LOSS_PLOT = "loss.png"
+ENCODER_INIT_LOG = "encoder_init.json"
 
 
 def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:

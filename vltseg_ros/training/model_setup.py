@@ -21,9 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from vltseg_ros.errors import ConfigError
-from vltseg_ros.model.checkpoint import load_open_clip_visual
 from vltseg_ros.model.segmentor import VLTSeg
-from vltseg_ros.training.distributed import DistributedContext
+from vltseg_ros.parallel.distributed import DistributedContext
+from vltseg_ros.training.encoder_init import EncoderInit, initialize_encoder
 from vltseg_ros.training.run_config import RunConfig, resolve_model_config
 
 LOG = logging.getLogger(__name__)
@@ -45,22 +45,29 @@ class TrainingForward(nn.Module):
         return self.model.head(self.model.features(images))
 
 
-def build_training_model(run: RunConfig, *, initialize_encoder: bool = True) -> VLTSeg:
-    """The run's model with random weights and, when ``initialize_encoder`` and ``model.init``
-    are set, the encoder loaded from that open_clip checkpoint (strictly).
+def build_training_model(
+    run: RunConfig, *, initialize: bool = True
+) -> tuple[VLTSeg, EncoderInit | None]:
+    """The run's model with random weights and, when ``initialize`` and ``model.init`` are set,
+    the encoder initialized from that open_clip / EVA-CLIP file as the VLTSeg reference does
+    (:func:`vltseg_ros.training.encoder_init.initialize_encoder`).
+
+    Returns:
+        The model, and what the initialization loaded, dropped and left random (None when the
+        encoder was not initialized from a file).
 
     Raises:
         ConfigError: invalid model settings.
-        CheckpointError: the open_clip file is missing or does not fit the encoder.
+        CheckpointError: the file is missing or does not fit the encoder.
     """
     model = VLTSeg(resolve_model_config(run))
-    if initialize_encoder:
+    init = None
+    if initialize:
         if run.model.init:
-            load_open_clip_visual(model.encoder, run.model.init)
-            LOG.info("encoder initialized from %s", run.model.init)
+            init = initialize_encoder(model.encoder, model.config.encoder, run.model.init)
         else:
             LOG.warning("model.init is not set: the encoder starts from RANDOM weights")
-    return model
+    return model, init
 
 
 def _probe_input(model: VLTSeg) -> Tensor:

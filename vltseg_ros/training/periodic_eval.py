@@ -2,8 +2,8 @@
 
 Each process segments its share of every target's frames (every ``world_size``-th frame) with
 the model's inference settings (sliding window, test scale) through
-:func:`vltseg_ros.evaluation.dataset_eval.evaluate_dataset`; the confusion matrices are summed
-on rank 0, which returns one record per domain.
+:func:`vltseg_ros.evaluation.sharding.score_share`; the confusion matrices are summed on rank 0
+(:func:`~vltseg_ros.evaluation.sharding.gather_scores`), which returns one record per domain.
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from vltseg_ros.data.dataset import SegmentationDataset
 from vltseg_ros.engines.torch_engine import TorchEngine
-from vltseg_ros.evaluation.dataset_eval import evaluate_dataset, selected_indices
-from vltseg_ros.evaluation.metrics import ConfusionMatrix
+from vltseg_ros.evaluation.sharding import gather_scores, score_share
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.model.segmentor import VLTSeg
-from vltseg_ros.training.distributed import DistributedContext, gather_objects
+from vltseg_ros.parallel.distributed import DistributedContext
 from vltseg_ros.training.run_config import RunConfig
 
 LOG = logging.getLogger(__name__)
@@ -56,20 +53,14 @@ def evaluate_targets(
     segmenter = Segmenter(
         TorchEngine(model, context.device, precision), batch_size=run.eval.batch_size
     )
-    class_set = model.config.class_set
-    names = class_set.names
+    names = model.config.class_set.names
     records = []
     for spec, dataset in targets:
-        indices = selected_indices(dataset, run.eval.limit)
-        mine = indices[context.rank :: context.world_size]
-        local: dict[str, ConfusionMatrix] = {}
-        if mine:
-            shard = SegmentationDataset([dataset.samples[i] for i in mine], name=dataset.name)
-            local = evaluate_dataset(segmenter, shard, progress=progress and context.is_main)
-        gathered = gather_objects({domain: m.matrix for domain, m in local.items()})
-        if not context.is_main:
+        local = score_share(segmenter, dataset, context, limit=run.eval.limit, progress=progress)
+        scores = gather_scores(local)
+        if scores is None:
             continue
-        for domain, matrix in _merge(gathered, len(names), class_set.ignore_index).items():
+        for domain, matrix in scores.matrices.items():
             iou = matrix.iou()
             records.append(
                 {
@@ -85,15 +76,3 @@ def evaluate_targets(
             )
             LOG.info("iteration %d, %s: mIoU %.2f %%", iteration, domain, 100.0 * matrix.miou())
     return records
-
-
-def _merge(
-    per_rank: Sequence[dict[str, np.ndarray]], num_classes: int, ignore_index: int
-) -> dict[str, ConfusionMatrix]:
-    """Sum the (C, C + 1) count matrices of every rank per domain, sorted by domain."""
-    merged: dict[str, ConfusionMatrix] = {}
-    for matrices in per_rank:
-        for domain, counts in matrices.items():
-            matrix = merged.setdefault(domain, ConfusionMatrix(num_classes, ignore_index))
-            matrix.matrix += counts
-    return dict(sorted(merged.items()))

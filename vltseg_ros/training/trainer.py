@@ -15,6 +15,7 @@ what the uninterrupted run computes.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import time
@@ -31,13 +32,13 @@ from tqdm import tqdm
 from vltseg_ros.errors import TrainingError
 from vltseg_ros.io.files import write_text
 from vltseg_ros.model.checkpoint import read_checkpoint, save_checkpoint
-from vltseg_ros.training.criterion import Mask2FormerCriterion
-from vltseg_ros.training.distributed import (
+from vltseg_ros.parallel.distributed import (
     DistributedContext,
     all_mean,
     barrier,
     gather_objects,
 )
+from vltseg_ros.training.criterion import Mask2FormerCriterion
 from vltseg_ros.training.loaders import (
     build_source_dataset,
     build_target_datasets,
@@ -45,6 +46,7 @@ from vltseg_ros.training.loaders import (
     local_batch_size,
 )
 from vltseg_ros.training.logs import (
+    ENCODER_INIT_LOG,
     LOSS_PLOT,
     METRICS_LOG,
     TRAIN_LOG,
@@ -99,7 +101,7 @@ class Trainer:
     Args:
         run: the validated run config.
         context: this process's rank, world size and device
-            (:func:`vltseg_ros.training.distributed.init_distributed`); default: one CPU
+            (:func:`vltseg_ros.parallel.distributed.init_distributed`); default: one CPU
             process.
         resume: False: start a new run (refused when the run folder already holds one);
             True: continue from the run folder's ``last_checkpoint.json`` if there is one;
@@ -131,7 +133,7 @@ class Trainer:
         local_batch_size(run, self.context)
         resume_from = self._resume_source(resume)
         seed_everything(run.train.seed)
-        model = build_training_model(run, initialize_encoder=resume_from is None)
+        model, self.encoder_init = build_training_model(run, initialize=resume_from is None)
         freeze_unused_parameters(model)
         model = setup_batchnorm(model, run.train.batchnorm, self.context)
         self.model = model.to(self.device)
@@ -341,6 +343,9 @@ class Trainer:
         write_text(self.run_dir / "config.yaml", text)
         for name in (TRAIN_LOG, METRICS_LOG):
             truncate_jsonl(self.run_dir / name, self.iteration)
+        if self.encoder_init is not None:
+            text = json.dumps(self.encoder_init.to_dict(), indent=1)
+            write_text(self.run_dir / ENCODER_INIT_LOG, text + "\n")
 
     def _log_window(self, window: list[dict[str, float]], seconds: float) -> None:
         if not window or not self.context.is_main:
@@ -383,3 +388,5 @@ class Trainer:
             self.run.train.iterations,
             self.run_dir,
         )
+        for line in self.encoder_init.summary() if self.encoder_init else ():
+            LOG.info(line)
