@@ -213,10 +213,35 @@ class Ros2Process:
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                self._log.write(f"\n[test harness] no exit {timeout:.0f} s after SIGINT\n")
+                self._log.write(self.diagnosis())
                 self.kill()
                 return None
         self._log.close()
         return self.process.returncode
+
+    def diagnosis(self) -> str:
+        """For a command that does not react: the signal masks of it and its children (from
+        /proc: blocked, ignored, caught), the node's stacks (SIGUSR1), and its own Python
+        stacks (SIGABRT, dumped by faulthandler: ``PYTHONFAULTHANDLER`` is set; it ends it)."""
+        import psutil  # ros2cli's dependency (ros2_prefix skips without it)
+
+        lines = []
+        try:
+            processes = [psutil.Process(self.process.pid)]
+            processes += processes[0].children(recursive=True)
+        except psutil.NoSuchProcess:
+            return "(it ended)\n"
+        for process in processes:
+            with contextlib.suppress(OSError):
+                status = Path(f"/proc/{process.pid}/status").read_text()
+                masks = re.findall(r"^(State|SigBlk|SigIgn|SigCgt):\s*(.+)$", status, re.M)
+                lines.append(f"pid {process.pid} {' '.join(process.cmdline()[:3])}: {masks}")
+        lines.append(self.dump_stacks())
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGABRT)
+        time.sleep(2)
+        return "\n".join(lines) + "\n"
 
     def kill(self) -> None:
         """SIGKILL to the whole group (the node a ``ros2 run`` or ``launch`` started too)."""
@@ -251,6 +276,7 @@ class Ros2:
             "ROS_LOG_DIR": str(home / "ros_log"),
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
+            "PYTHONFAULTHANDLER": "1",  # SIGABRT dumps the Python stacks (Ros2Process.diagnosis)
         }
         self.executable = str(prefix / "bin" / "ros2")
         self._started: list[Ros2Process] = []

@@ -87,8 +87,13 @@ def test_sigusr1_prints_every_threads_stack_and_the_node_goes_on(ros, tmp_path) 
     node = NodeProcess(tmp_path, PARAMS, env)
     try:
         peer.wait_for_subscriber("camera/image_raw", Image, timeout=120)
-        node.process.send_signal(signal.SIGUSR1)
-        wait_until(lambda: "spinning.py" in node.log(), 30, "a stack dump", node.log)
+
+        def dumped() -> bool:  # the executor's thread starts once autostart has returned
+            node.process.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+            return "in _spin" in node.log()
+
+        wait_until(dumped, 60, "a stack dump with the executor's thread", node.log)
         log = node.log()
         assert "Thread 0x" in log and "in _spin" in log, log  # the executor's thread
         assert "in _work" in log, log  # the inference worker
