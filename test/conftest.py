@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,14 @@ SHARED_FRAMES = (
     )
     / "frames"
 )
+
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    # A test run started in the background by a non-interactive shell (`nohup make test &`, a
+    # CI step's `cmd &`) has SIGINT ignored, and every process it starts would inherit that:
+    # `ros2 launch` would never see the Ctrl-C the launch tests send it (measured: its SigIgn
+    # in /proc had SIGINT set, and it ran on). With a handler here, children start with SIGINT
+    # at its default, as from a terminal.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def shared_frame(name: str) -> Path:
