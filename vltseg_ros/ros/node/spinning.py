@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 from rclpy.executors import Executor, MultiThreadedExecutor
@@ -68,9 +69,8 @@ class Spinner:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` s (None: for ever) for the thread to end; True once it has.
-        A signal's ``KeyboardInterrupt`` interrupts the wait."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        A signal's ``KeyboardInterrupt`` interrupts the wait (:func:`join_interruptibly`)."""
+        return join_interruptibly(self._thread, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """End the thread (after the callback it runs, if any), then shut the executor down
@@ -90,6 +90,26 @@ class Spinner:
                 return  # stopping or shut down: what rclpy raises then is no fault
             self.error = exc
             self._on_failure(self.failure())
+
+
+def join_interruptibly(thread: threading.Thread, timeout: float | None = None) -> bool:
+    """``thread.join(timeout)`` in slices of :data:`POLL_S`, so that a signal handler (the
+    ``KeyboardInterrupt`` of :func:`interrupt_on`) runs within one slice; True once the thread
+    has ended.
+
+    Why: Python runs signal handlers in the main thread, when it next executes bytecode. A
+    process-directed signal (``kill PID``, Ctrl-C) can be taken by any thread of the process (an
+    executor, DDS or worker thread that happens to be running); an untimed ``join`` then keeps the
+    main thread asleep in the lock wait, and the handler never runs (a full test run under
+    load once saw a node log "active" and not react for 10 minutes to the SIGTERM sent then).
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while thread.is_alive():
+        left = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
+        if left <= 0:
+            break
+        thread.join(left)
+    return not thread.is_alive()
 
 
 def interrupt_on(*signals: signal.Signals) -> None:
