@@ -26,10 +26,9 @@ from vltseg_ros.evaluation.dataset_eval import (
     domain_reports,
     frame_counts,
     score_dataset,
-    summary_dict,
-    summary_markdown,
 )
 from vltseg_ros.evaluation.report import markdown_table
+from vltseg_ros.evaluation.summary_report import summary_dict, summary_markdown
 from vltseg_ros.inference.predictor import Segmenter
 
 CITYSCAPES = load_class_set("cityscapes")

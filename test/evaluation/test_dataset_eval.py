@@ -32,9 +32,8 @@ from vltseg_ros.evaluation.dataset_eval import (
     domain_reports,
     evaluate_dataset,
     frame_counts,
-    summary_dict,
-    summary_markdown,
 )
+from vltseg_ros.evaluation.summary_report import summary_dict, summary_markdown
 from vltseg_ros.inference.predictor import Segmenter
 
 SIZE = (24, 40)  # (H, W): below the tiny config's 64x64 crop, so the frames are padded

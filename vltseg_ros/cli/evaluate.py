@@ -41,11 +41,10 @@ from vltseg_ros.evaluation.dataset_eval import (
     domain_reports,
     frame_counts,
     log_scores,
-    summary_markdown,
-    write_evaluation,
 )
 from vltseg_ros.evaluation.report import AnomalyReport, EvaluationReport
 from vltseg_ros.evaluation.sharding import gather_anomaly, gather_scores, score_share
+from vltseg_ros.evaluation.summary_report import summary_markdown, write_evaluation
 from vltseg_ros.inference.outputs import OutputSettings
 from vltseg_ros.inference.predictor import Segmenter
 from vltseg_ros.parallel.distributed import DistributedContext, shard, shutdown_distributed
