@@ -17,6 +17,7 @@ command (``ros2 run`` / ``launch`` / ``topic echo``) as a :class:`Ros2Process`.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import importlib.metadata
 import importlib.util
 import os
@@ -26,6 +27,8 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
+import xmlrpc.client
 from collections.abc import Callable
 from pathlib import Path
 
@@ -251,6 +254,19 @@ class Ros2Process:
         self._log.close()
 
 
+class _TimedTransport(xmlrpc.client.Transport):
+    """An XML-RPC transport whose connections time out."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def make_connection(self, host: str) -> http.client.HTTPConnection:
+        connection = super().make_connection(host)
+        connection.timeout = self.timeout
+        return connection
+
+
 class Ros2:
     """``ros2 ...`` as a user types it, with the built prefix, in a private ROS environment:
     ``ROS_DOMAIN_ID`` (``domain``, default :func:`private_domain_id`), ``ROS_HOME`` and
@@ -289,20 +305,29 @@ class Ros2:
         return result
 
     def _run(self, args: tuple[str, ...], timeout: float) -> subprocess.CompletedProcess[str]:
-        """``ros2 <args>``; one that runs past ``timeout`` is killed and returned with
-        returncode None."""
+        """``ros2 <args>``; one that runs past ``timeout`` gets SIGABRT first (faulthandler,
+        enabled by ``PYTHONFAULTHANDLER``, writes where each of its threads waited to its
+        stderr, which is returned after a header line), then SIGKILL, and returncode None."""
+        process = subprocess.Popen(
+            [self.executable, *args],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
-            return subprocess.run(
-                [self.executable, *args],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as error:
-            return subprocess.CompletedProcess(error.cmd, None, "", str(error))  # type: ignore[arg-type]
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            try:
+                stdout, stderr = process.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                stdout, stderr = process.communicate()
+            header = f"`ros2 {' '.join(args)}` did not end in {timeout:.0f} s; at SIGABRT:\n"
+            return subprocess.CompletedProcess(process.args, None, stdout, header + stderr)  # type: ignore[arg-type]
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
     def until(
         self,
@@ -314,27 +339,63 @@ class Ros2:
         """``ros2 <args>`` again every 0.5 s until it exits with 0 and its stdout matches
         ``expect`` (a regular expression, searched multi-line) or ``expect(result)`` is true;
         fails the test after ``timeout`` s, showing the last output. For queries that depend
-        on discovery (a node found 0.4-3 s after it is active)."""
+        on discovery (a node found 0.4-3 s after it is active).
+
+        An attempt that runs past ``each`` s is a miss, retried at least once (a user types
+        the command again), and :meth:`hang_record` is taken: in the failure's message, or in
+        a warning when a later attempt matched."""
 
         def matches(result: subprocess.CompletedProcess[str]) -> bool:
             if callable(expect):
                 return expect(result)
             return result.returncode == 0 and re.search(expect, result.stdout, re.M) is not None
 
-        deadline, attempts = time.monotonic() + timeout, 0
+        deadline, attempts, hangs = time.monotonic() + timeout, 0, []
         while not matches(result := self._run(args, each)):
             attempts += 1
-            # A hung attempt is a miss, retried at least once: `ros2 lifecycle get` waits for
-            # the answer without a time limit, and under load an answer has been seen not to
-            # come (cause not established); a user types the command again.
+            if result.returncode is None:
+                hangs.append(self.hang_record(result))
             if time.monotonic() > deadline and attempts >= 2:
                 pytest.fail(
                     f"`ros2 {' '.join(args)}` never matched {expect!r} in {timeout:.0f} s; "
                     f"last (rc {result.returncode}):\n{result.stdout[-2000:]}"
-                    f"{result.stderr[-2000:]}"
+                    f"{result.stderr[-6000:]}\n" + "\n".join(hangs)
                 )
             time.sleep(0.5)
+        if hangs:
+            warnings.warn(
+                f"`ros2 {' '.join(args)}` hung {len(hangs)} time(s) before it matched:\n"
+                + "\n".join(hangs),
+                stacklevel=2,
+            )
         return result
+
+    def hang_record(self, hung: subprocess.CompletedProcess[str]) -> str:
+        """What to know when a ``ros2`` command hung (``hung``: its result from :meth:`_run`,
+        with its own stacks): whether this domain's ``ros2`` daemon answers (the command asks
+        it for the node names first), and for every command :meth:`start` started that is still
+        running, its output of the last minute's lines and its node's stacks
+        (:meth:`Ros2Process.dump_stacks`)."""
+        parts = [hung.stderr[-8000:], f"daemon: {self.daemon_answers()}"]
+        for process in self._started:
+            if process.alive():
+                parts.append(
+                    f"`{' '.join(process.args[1:4])}` output, last 3000 characters:\n"
+                    f"{process.log()[-3000:]}\nits node's stacks:\n{process.dump_stacks()[-6000:]}"
+                )
+        return "\n".join(parts)
+
+    def daemon_answers(self, timeout: float = 5.0) -> str:
+        """Whether this domain's ``ros2`` daemon (an XML-RPC server on port 11511 +
+        ROS_DOMAIN_ID, ros2cli/daemon) lists its methods within ``timeout`` s."""
+        url = f"http://127.0.0.1:{11511 + int(self.domain)}/ros2cli/"
+        started = time.monotonic()
+        try:
+            with xmlrpc.client.ServerProxy(url, transport=_TimedTransport(timeout)) as proxy:
+                methods = proxy.system.listMethods()
+        except OSError as error:  # refused (no daemon), timeout
+            return f"no answer ({type(error).__name__}: {error})"
+        return f"answered in {time.monotonic() - started:.2f} s ({len(methods)} methods)"
 
     def start(self, *args: str, log: Path | None = None) -> Ros2Process:
         """``ros2 <args>`` in the background (stop it with ``interrupt``); its output goes to

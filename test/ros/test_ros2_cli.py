@@ -71,37 +71,52 @@ def test_run_reaches_active(ros2: Ros2, node: Ros2Process) -> None:
 def _transition(ros2: Ros2, node: Ros2Process, name: str, state: str, timeout: float):
     """``ros2 lifecycle set NODE name``, typed once more when it hangs although the node,
     still in ``state``, printed nothing meanwhile (it never started the transition; a user
-    would type the command again). What the node answered to the other lifecycle services and
-    its threads' stacks are recorded as a warning; a second hang fails the test with them."""
+    would type the command again). What the node answered to the other lifecycle services,
+    the hung command's and the node's stacks are recorded as a warning; a second hang fails
+    the test with them."""
     log_before = len(node.log())
     done = ros2._run(("lifecycle", "set", NODE, name), timeout)
     if done.returncode is not None:
         return done
     printed = node.log()[log_before:].strip()
-    now, report = _hang_report(ros2, node, name, printed)
+    now, report = _hang_report(ros2, done, printed)
     if printed or not now.startswith(f"{state} ["):
         pytest.fail(report)
     warnings.warn(f"typed again: {report}", stacklevel=2)
     done = ros2._run(("lifecycle", "set", NODE, name), timeout)
     if done.returncode is None:
-        pytest.fail("hung twice: " + _hang_report(ros2, node, name, node.log()[log_before:])[1])
+        pytest.fail("hung twice: " + _hang_report(ros2, done, node.log()[log_before:])[1])
     return done
 
 
-def _hang_report(ros2: Ros2, node: Ros2Process, name: str, printed: str) -> tuple[str, str]:
-    """(``ros2 lifecycle get``'s answer, a report of what the node says and does) while a
-    ``ros2 lifecycle set`` waits for it."""
+def _hang_report(ros2: Ros2, hung, printed: str) -> tuple[str, str]:
+    """(``ros2 lifecycle get``'s answer, a report of what the node says and does) after the
+    ``ros2 lifecycle set`` whose result is ``hung`` ran out of time."""
     get = ros2._run(("lifecycle", "get", NODE), 30)
     service = ros2._run(
         ("service", "call", f"{NODE}/get_available_transitions",
          "lifecycle_msgs/srv/GetAvailableTransitions"), 30,
     )  # fmt: skip
     return get.stdout or "", (
-        f"`ros2 lifecycle set {NODE} {name}` hung; lifecycle get: rc {get.returncode} "
-        f"{get.stdout.strip()!r}; get_available_transitions: rc {service.returncode} "
-        f"{service.stdout.strip()[-300:]!r}; node output meanwhile: {printed[-2000:]!r}; "
-        f"stacks: {node.dump_stacks()[-6000:]}"
+        f"lifecycle get: rc {get.returncode} {get.stdout.strip()!r}; "
+        f"get_available_transitions: rc {service.returncode} "
+        f"{service.stdout.strip()[-300:]!r}; node output meanwhile: {printed[-2000:]!r}\n"
+        f"{ros2.hang_record(hung)}"
     )
+
+
+def test_a_hung_command_leaves_a_record(ros2: Ros2, node: Ros2Process) -> None:
+    """The harness's record of a command that hangs (ros2_cli.Ros2.hang_record), which the
+    tests above report when a ``ros2`` query does not end: where the command waited, whether
+    the daemon answers, the node's output and stacks."""
+    hung = ros2._run(("topic", "echo", "/vltseg_test_silent", "std_msgs/msg/String"), 8)
+    assert hung.returncode is None
+    assert "did not end in 8 s; at SIGABRT" in hung.stderr
+    assert "(most recent call first)" in hung.stderr and "ros2topic" in hung.stderr, hung.stderr
+    record = ros2.hang_record(hung)
+    assert re.search(r"daemon: answered in [\d.]+ s \(\d+ methods\)", record), record
+    assert "run vltseg_ros vltseg_node` output" in record and "join_interruptibly" in record
+    assert node.alive()
 
 
 def test_lifecycle_get_and_set(ros2: Ros2, node: Ros2Process) -> None:
