@@ -12,6 +12,20 @@ from the venv (requirements/dev.txt): the tests download nothing.
 ``ros2("param", "get", ...)`` returns the ``CompletedProcess``, ``ros2.until(...)`` repeats a
 query until its output matches (discovery lags), ``ros2.start(...)`` starts a long-running
 command (``ros2 run`` / ``launch`` / ``topic echo``) as a :class:`Ros2Process`.
+
+Why a ``ros2`` command is typed again when it hangs: under load, a fresh ``ros2`` process now and
+then waits for ever for the answer to its first service request (``ros2 lifecycle get/set``,
+``param get/set``, ``service call``). The stacks :meth:`Ros2.hang_record` took in this suite show
+where: in ``spin_until_future_complete`` after ``call_async`` while the node's executor idled, the
+node logged nothing (it logs every answer the middleware drops: logging_bridge.py), and the daemon
+answered; sometimes already in ``wait_for_service`` (the client never saw the service). The request
+was lost while the two processes discovered each other: rmw_fastrtps counts a service as ready once
+the *client* has matched the service's endpoints, not once the service has matched the client's
+request writer, and a request written in between is not delivered (our reading of the stacks; not
+traced inside Fast DDS) (ros2/rmw_fastrtps#238 narrowed that gap; it remains). ros2cli waits
+without a time limit. Nothing in the node can close that gap; a user presses Ctrl-C and types the
+command again (docs/node.md), and so do the tests: every hang is recorded, as a warning when a
+later attempt succeeded, in the failure otherwise.
 """
 
 from __future__ import annotations
@@ -254,6 +268,17 @@ class Ros2Process:
         self._log.close()
 
 
+def warn_hangs(args: tuple[str, ...], hangs: list[str]) -> None:
+    """A warning (in pytest's summary) with the records of the attempts of ``ros2 <args>``
+    that hung before one succeeded; nothing when none hung."""
+    if hangs:
+        warnings.warn(
+            f"`ros2 {' '.join(args)}` hung {len(hangs)} time(s), then succeeded:\n"
+            + "\n".join(hangs),
+            stacklevel=3,
+        )
+
+
 class _TimedTransport(xmlrpc.client.Transport):
     """An XML-RPC transport whose connections time out."""
 
@@ -297,12 +322,25 @@ class Ros2:
         self.executable = str(prefix / "bin" / "ros2")
         self._started: list[Ros2Process] = []
 
-    def __call__(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        """``ros2 <args>`` to its end; fails the test when it runs past ``timeout``."""
-        result = self._run(args, timeout)
-        if result.returncode is None:
-            pytest.fail(f"`ros2 {' '.join(args)}` did not end in {timeout:.0f} s: {result.stderr}")
-        return result
+    def __call__(
+        self, *args: str, timeout: float = 30.0, attempts: int = 3
+    ) -> subprocess.CompletedProcess[str]:
+        """``ros2 <args>`` to its end. An attempt that runs past ``timeout`` s is typed again
+        (the module's docstring says why), up to ``attempts`` in all; the test fails when every
+        attempt hangs. Only for commands that may run twice (queries, ``param set``);
+        ``lifecycle set`` is typed again only after checking the node's state
+        (test_ros2_cli._transition)."""
+        hangs = []
+        for _ in range(attempts):
+            result = self._run(args, timeout)
+            if result.returncode is not None:
+                warn_hangs(args, hangs)
+                return result
+            hangs.append(self.hang_record(result))
+        pytest.fail(
+            f"`ros2 {' '.join(args)}` did not end in {timeout:.0f} s, {attempts} times:\n"
+            + "\n".join(hangs)
+        )
 
     def _run(self, args: tuple[str, ...], timeout: float) -> subprocess.CompletedProcess[str]:
         """``ros2 <args>``; one that runs past ``timeout`` gets SIGABRT first (faulthandler,
@@ -341,9 +379,9 @@ class Ros2:
         fails the test after ``timeout`` s, showing the last output. For queries that depend
         on discovery (a node found 0.4-3 s after it is active).
 
-        An attempt that runs past ``each`` s is a miss, retried at least once (a user types
-        the command again), and :meth:`hang_record` is taken: in the failure's message, or in
-        a warning when a later attempt matched."""
+        An attempt that runs past ``each`` s is a miss, retried at least once (the module's
+        docstring says why), and :meth:`hang_record` is taken: in the failure's message, or
+        in a warning when a later attempt matched."""
 
         def matches(result: subprocess.CompletedProcess[str]) -> bool:
             if callable(expect):
@@ -362,27 +400,26 @@ class Ros2:
                     f"{result.stderr[-6000:]}\n" + "\n".join(hangs)
                 )
             time.sleep(0.5)
-        if hangs:
-            warnings.warn(
-                f"`ros2 {' '.join(args)}` hung {len(hangs)} time(s) before it matched:\n"
-                + "\n".join(hangs),
-                stacklevel=2,
-            )
+        warn_hangs(args, hangs)
         return result
 
     def hang_record(self, hung: subprocess.CompletedProcess[str]) -> str:
         """What to know when a ``ros2`` command hung (``hung``: its result from :meth:`_run`,
         with its own stacks): whether this domain's ``ros2`` daemon answers (the command asks
         it for the node names first), and for every command :meth:`start` started that is still
-        running, its output of the last minute's lines and its node's stacks
+        running, how long ago it last printed, the end of its output and its node's stacks
         (:meth:`Ros2Process.dump_stacks`)."""
         parts = [hung.stderr[-8000:], f"daemon: {self.daemon_answers()}"]
         for process in self._started:
             if process.alive():
+                quiet = time.time() - process.log_path.stat().st_mtime
                 parts.append(
-                    f"`{' '.join(process.args[1:4])}` output, last 3000 characters:\n"
-                    f"{process.log()[-3000:]}\nits node's stacks:\n{process.dump_stacks()[-6000:]}"
+                    f"`{' '.join(process.args[1:5])}` last printed {quiet:.1f} s ago; the end "
+                    f"of its output:\n{process.log()[-1500:]}"
                 )
+                stacks = process.dump_stacks()
+                if not stacks.startswith("(no vltseg_node"):
+                    parts.append(f"its node's stacks:\n{stacks[-6000:]}")
         return "\n".join(parts)
 
     def daemon_answers(self, timeout: float = 5.0) -> str:

@@ -1,11 +1,18 @@
-"""The core's ``logging`` records reach the node's ROS logger; long steps log a heartbeat."""
+"""The core's ``logging`` records and rclpy's warnings reach the node's ROS logger; long steps
+log a heartbeat."""
 
 from __future__ import annotations
 
 import logging
 import time
+import warnings
 
-from vltseg_ros.ros.node.logging_bridge import core_logs_to, heartbeat
+from vltseg_ros.ros.node.logging_bridge import (
+    DROPPED_ANSWER,
+    core_logs_to,
+    heartbeat,
+    rclpy_warnings_to,
+)
 
 
 class FakeRosLogger:
@@ -52,3 +59,34 @@ def test_heartbeat_logs_while_a_step_runs_and_stops_after() -> None:
     assert all(
         level == "info" and msg.startswith("still loading the model (") for level, msg in ros.lines
     )
+
+
+def _rclpy_warning(message: str) -> None:
+    """A RuntimeWarning as rclpy's C++ code raises it from ``Service.send_response`` (charged
+    to the calling line of rclpy/service.py)."""
+    warnings.warn_explicit(
+        message, RuntimeWarning, "/venv/site-packages/rclpy/service.py", 78,
+        module="rclpy.service", registry={},
+    )  # fmt: skip
+
+
+def test_every_rclpy_warning_is_logged_each_time_with_what_a_dropped_answer_means() -> None:
+    ros = FakeRosLogger()
+    dropped = "failed to send response (timeout): client will not receive response"
+    with warnings.catch_warnings(record=True) as shown:  # where other warnings go
+        warnings.simplefilter("default")
+        with rclpy_warnings_to(ros):
+            _rclpy_warning(dropped)
+            _rclpy_warning(dropped)  # Python's default filter would drop the repeat
+            _rclpy_warning("something else")
+            warnings.warn_explicit("not rclpy's", UserWarning, "/src/other.py", 3, module="o")
+    assert ros.lines == [
+        ("warning", f"rclpy: RuntimeWarning: {dropped}: {DROPPED_ANSWER}"),
+        ("warning", f"rclpy: RuntimeWarning: {dropped}: {DROPPED_ANSWER}"),
+        ("warning", "rclpy: RuntimeWarning: something else"),
+    ]
+    assert [str(w.message) for w in shown] == ["not rclpy's"]  # shown as before
+    with warnings.catch_warnings(record=True) as after:
+        warnings.simplefilter("always")
+        _rclpy_warning(dropped)
+    assert len(ros.lines) == 3 and len(after) == 1  # the block's hook is gone

@@ -13,7 +13,7 @@ from rclpy.lifecycle import LifecycleNode
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 
-from vltseg_ros.ros.node.logging_bridge import core_logs_to
+from vltseg_ros.ros.node.logging_bridge import core_logs_to, rclpy_warnings_to
 from vltseg_ros.ros.node.settings import usage
 from vltseg_ros.ros.node.spinning import Spinner, interrupt_on
 from vltseg_ros.ros.node.transitions import autostart
@@ -52,7 +52,7 @@ def run_node(make_node: Callable[[], LifecycleNode], args: list[str] | None) -> 
     node = spinner = None
     try:
         node = make_node()
-        with core_logs_to(node.get_logger()):
+        with core_logs_to(node.get_logger()), rclpy_warnings_to(node.get_logger()):
             if node.get_parameter("autostart").value:
                 autostart(node)
             spinner = Spinner([node], SingleThreadedExecutor()).start()

@@ -1,8 +1,11 @@
-"""The ML core's Python ``logging`` in the node's ROS log, and a heartbeat for long steps.
+"""The ML core's Python ``logging`` and rclpy's warnings in the node's ROS log, and a heartbeat
+for long steps.
 
 The core logs with ``logging`` (it never imports ROS); in the node process those records
 (e.g. ONNX Runtime's "building the TensorRT engine, this takes minutes") must reach
-``/rosout`` and the console through the node's logger like every other node message.
+``/rosout`` and the console through the node's logger like every other node message. rclpy
+reports some middleware failures only as Python warnings, which Python prints once per process
+to stderr; the node logs each one.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ import contextlib
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 CORE_LOGGER = "vltseg_ros"
 
@@ -53,6 +58,43 @@ def core_logs_to(ros_logger: Any) -> Iterator[RosLogHandler]:
         core.removeHandler(handler)
         core.setLevel(saved[0])
         core.propagate = saved[1]
+
+
+DROPPED_ANSWER = (
+    "a service client will wait for ever: the middleware dropped this node's answer (it had not "
+    "matched that client yet); a `ros2 lifecycle set` or `ros2 param` waiting now can be stopped "
+    "and typed again (docs/node.md)"
+)
+
+
+@contextlib.contextmanager
+def rclpy_warnings_to(ros_logger: Any) -> Iterator[None]:
+    """While the block runs, every warning raised in rclpy's code goes to ``ros_logger`` as
+    one WARN line, each time it happens (Python's default: once per process, to stderr only).
+    The one seen in practice, rclpy's "failed to send response (timeout)", gets what it means
+    for the client (:data:`DROPPED_ANSWER`). Other warnings are shown as before."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("always", module=r"rclpy(\.|$)")
+        shown = warnings.showwarning
+
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            if "rclpy" not in Path(filename).parts:
+                shown(message, category, filename, lineno, file, line)
+                return
+            text = f"rclpy: {category.__name__}: {message}"
+            if "failed to send response" in str(message):
+                text += f": {DROPPED_ANSWER}"
+            ros_logger.warning(text)
+
+        warnings.showwarning = show
+        yield
 
 
 @contextlib.contextmanager
