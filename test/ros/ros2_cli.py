@@ -17,15 +17,16 @@ Why a ``ros2`` command is typed again when it hangs: under load, a fresh ``ros2`
 then waits for ever for the answer to its first service request (``ros2 lifecycle get/set``,
 ``param get/set``, ``service call``). The stacks :meth:`Ros2.hang_record` took in this suite show
 where: in ``spin_until_future_complete`` after ``call_async`` while the node's executor idled, the
-node logged nothing (it logs every answer the middleware drops: logging_bridge.py), and the daemon
-answered; sometimes already in ``wait_for_service`` (the client never saw the service). The request
+node logged nothing (it logs every answer the middleware drops: logging_bridge.py), the daemon
+answered, and a long-lived client (``ros2 service call --rate 1``, started with the node) got every
+answer; sometimes already in ``wait_for_service`` (the client never saw the service). The request
 was lost while the two processes discovered each other: rmw_fastrtps counts a service as ready once
 the *client* has matched the service's endpoints, not once the service has matched the client's
-request writer, and a request written in between is not delivered (our reading of the stacks; not
-traced inside Fast DDS) (ros2/rmw_fastrtps#238 narrowed that gap; it remains). ros2cli waits
-without a time limit. Nothing in the node can close that gap; a user presses Ctrl-C and types the
-command again (docs/node.md), and so do the tests: every hang is recorded, as a warning when a
-later attempt succeeded, in the failure otherwise.
+request writer, and a request written in between is not delivered (our reading of the records, not
+traced inside Fast DDS; ros2/rmw_fastrtps#238 narrowed that gap, it remains). ros2cli waits without
+a time limit. Nothing in the node can close that gap; a user presses Ctrl-C and types the command
+again (docs/node.md), and so do the tests: every hang is recorded, as a warning when a later
+attempt succeeded, in the failure otherwise.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ CLI_PACKAGES = (
     "rosidl_runtime_py", "ros2cli", "ros2pkg", "ros2run", "ros2node", "ros2topic",
     "ros2service", "ros2param", "ros2lifecycle", "ros2launch",
 )  # fmt: skip
+
+# How often a command that hangs is typed in all: under the full suite's load, up to 3 fresh
+# commands in a row were seen to hang while a long-lived client got every answer.
+HANG_ATTEMPTS = 4
 
 _PREFIX: dict[str, Path] = {}  # per test process: the prefix, built once
 
@@ -322,23 +327,21 @@ class Ros2:
         self.executable = str(prefix / "bin" / "ros2")
         self._started: list[Ros2Process] = []
 
-    def __call__(
-        self, *args: str, timeout: float = 30.0, attempts: int = 3
-    ) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
         """``ros2 <args>`` to its end. An attempt that runs past ``timeout`` s is typed again
-        (the module's docstring says why), up to ``attempts`` in all; the test fails when every
-        attempt hangs. Only for commands that may run twice (queries, ``param set``);
-        ``lifecycle set`` is typed again only after checking the node's state
+        (the module's docstring says why), up to :data:`HANG_ATTEMPTS` in all; the test fails
+        when every attempt hangs. Only for commands that may run twice (queries, ``param
+        set``); ``lifecycle set`` is typed again only after checking the node's state
         (test_ros2_cli._transition)."""
         hangs = []
-        for _ in range(attempts):
+        for _ in range(HANG_ATTEMPTS):
             result = self._run(args, timeout)
             if result.returncode is not None:
                 warn_hangs(args, hangs)
                 return result
             hangs.append(self.hang_record(result))
         pytest.fail(
-            f"`ros2 {' '.join(args)}` did not end in {timeout:.0f} s, {attempts} times:\n"
+            f"`ros2 {' '.join(args)}` did not end in {timeout:.0f} s, {HANG_ATTEMPTS} times:\n"
             + "\n".join(hangs)
         )
 
@@ -372,16 +375,17 @@ class Ros2:
         *args: str,
         expect: str | Callable[[subprocess.CompletedProcess[str]], bool],
         timeout: float = 15.0,
-        each: float = 30.0,
+        each: float = 20.0,
     ) -> subprocess.CompletedProcess[str]:
         """``ros2 <args>`` again every 0.5 s until it exits with 0 and its stdout matches
         ``expect`` (a regular expression, searched multi-line) or ``expect(result)`` is true;
         fails the test after ``timeout`` s, showing the last output. For queries that depend
         on discovery (a node found 0.4-3 s after it is active).
 
-        An attempt that runs past ``each`` s is a miss, retried at least once (the module's
-        docstring says why), and :meth:`hang_record` is taken: in the failure's message, or
-        in a warning when a later attempt matched."""
+        An attempt that runs past ``each`` s is no answer (the module's docstring says why):
+        :meth:`hang_record` is taken, and the ``timeout`` starts again, up to
+        :data:`HANG_ATTEMPTS` hung attempts; the records go into the failure's message, or a
+        warning when a later attempt matched."""
 
         def matches(result: subprocess.CompletedProcess[str]) -> bool:
             if callable(expect):
@@ -393,10 +397,11 @@ class Ros2:
             attempts += 1
             if result.returncode is None:
                 hangs.append(self.hang_record(result))
-            if time.monotonic() > deadline and attempts >= 2:
+                deadline = time.monotonic() + timeout
+            if len(hangs) == HANG_ATTEMPTS or (time.monotonic() > deadline and attempts >= 2):
                 pytest.fail(
-                    f"`ros2 {' '.join(args)}` never matched {expect!r} in {timeout:.0f} s; "
-                    f"last (rc {result.returncode}):\n{result.stdout[-2000:]}"
+                    f"`ros2 {' '.join(args)}` never matched {expect!r} ({len(hangs)} attempts "
+                    f"hung); last (rc {result.returncode}):\n{result.stdout[-2000:]}"
                     f"{result.stderr[-6000:]}\n" + "\n".join(hangs)
                 )
             time.sleep(0.5)

@@ -23,7 +23,14 @@ import pytest
 import yaml
 
 from test.conftest import private_domain_id
-from test.ros.ros2_cli import Ros2, Ros2Process, node_info, ros2_prefix, warn_hangs
+from test.ros.ros2_cli import (
+    HANG_ATTEMPTS,
+    Ros2,
+    Ros2Process,
+    node_info,
+    ros2_prefix,
+    warn_hangs,
+)
 
 NODE = "/vltseg_node"
 ACTIVE = r"\]: active$"  # the node's log line once it is active
@@ -50,14 +57,29 @@ def node(ros2: Ros2) -> Iterator[Ros2Process]:
     try:
         process.wait_for(ACTIVE, timeout=120)
         ros2.until("node", "list", expect=f"^{NODE}$")
-        watch = ros2.start(
-            "service", "call", "--rate", "1", f"{NODE}/get_state", "lifecycle_msgs/srv/GetState"
-        )
+        watch = _answered_client(ros2)
         yield process
         assert watch.alive(), watch.log()[-2000:]
         watch.interrupt()
     finally:
         process.interrupt(group=True)
+
+
+def _answered_client(ros2: Ros2) -> Ros2Process:
+    """``ros2 service call --rate 1 NODE/get_state ...`` once it printed its first answer:
+    started again (Ctrl-C first) when that first request was lost (test/ros/ros2_cli.py says
+    why), up to HANG_ATTEMPTS times."""
+    for _ in range(HANG_ATTEMPTS):
+        watch = ros2.start(
+            "service", "call", "--rate", "1", f"{NODE}/get_state", "lifecycle_msgs/srv/GetState"
+        )
+        deadline = time.monotonic() + 20
+        while "response:" not in watch.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if "response:" in watch.log():
+            return watch
+        watch.interrupt()
+    pytest.fail(f"no answer to `ros2 service call` in {HANG_ATTEMPTS} tries:\n{watch.log()}")
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +113,13 @@ def _transition(ros2: Ros2, node: Ros2Process, name: str, timeout: float = 45.0)
 
     A command that hangs (its request or the answer lost: test/ros/ros2_cli.py says why) is
     recorded, and the node's state decides, as it would for a user: still in the start state
-    with nothing printed (the request never arrived) -> typed again, up to 3 times in all;
+    with nothing printed (the request never arrived) -> typed again, up to HANG_ATTEMPTS
+    times in all;
     already in the target state (the answer was lost) -> done. Anything else fails the test.
     The records are a warning when it went on, the failure's message otherwise."""
     start, target = TRANSITIONS[name]
     hangs = []
-    for _ in range(3):
+    for _ in range(HANG_ATTEMPTS):
         log_before = len(node.log())
         done = ros2._run(("lifecycle", "set", NODE, name), timeout)
         if done.returncode is not None:
@@ -128,8 +151,8 @@ def test_a_hung_command_leaves_a_record(ros2: Ros2, node: Ros2Process) -> None:
     assert re.search(r"daemon: answered in [\d.]+ s \(\d+ methods\)", record), record
     assert re.search(r"`run vltseg_ros vltseg_node --ros-args` last printed [\d.]+ s ago", record)
     assert "join_interruptibly" in record  # the node's main thread, from its stacks
-    quiet = re.search(r"`service call --rate 1` last printed ([\d.]+) s ago", record)
-    assert quiet and float(quiet[1]) < 5 and "current_state=" in record, record
+    assert re.search(r"`service call --rate 1` last printed [\d.]+ s ago", record), record
+    assert "current_state=" in record  # the long-lived client's answers
     assert node.alive()
 
 
@@ -224,7 +247,7 @@ def test_topic_echo_once_shows_the_label_info_and_a_live_threshold(
     ros2: Ros2, node: Ros2Process
 ) -> None:
     topic = "/camera/segmentation/label_info"
-    echo = ros2("topic", "echo", "--once", topic, "vision_msgs/msg/LabelInfo", timeout=60)
+    echo = ros2("topic", "echo", "--once", topic, "vision_msgs/msg/LabelInfo", timeout=30)
     label_info = yaml.safe_load(echo.stdout.split("\n---", 1)[0])
     entries = [(c["class_id"], c["class_name"]) for c in label_info["class_map"]]
     assert entries[0] == (0, "road") and entries[18] == (18, "bicycle"), echo.stdout
@@ -234,7 +257,7 @@ def test_topic_echo_once_shows_the_label_info_and_a_live_threshold(
             "param", "set", NODE, "confidence_threshold", "0.6",
             expect="^Set parameter successful$",
         )  # fmt: skip
-        echo = ros2("topic", "echo", "--once", topic, "vision_msgs/msg/LabelInfo", timeout=60)
+        echo = ros2("topic", "echo", "--once", topic, "vision_msgs/msg/LabelInfo", timeout=30)
         assert yaml.safe_load(echo.stdout.split("\n---", 1)[0])["threshold"] == pytest.approx(0.6)
     finally:
         ros2("param", "set", NODE, "confidence_threshold", "0.0")
