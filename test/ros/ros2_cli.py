@@ -69,8 +69,9 @@ CLI_PACKAGES = (
     "ros2service", "ros2param", "ros2lifecycle", "ros2launch",
 )  # fmt: skip
 
-# How often a command that hangs is typed in all: under the full suite's load, up to 4 fresh
-# commands in a row were seen to hang (80 s), while a long-lived client got every answer.
+# How often a command that hangs is typed in all: without FIRST_REQUEST_DELAY, 4 fresh commands
+# in a row were seen to hang (80 s), and in one run every fresh command for 16 minutes (typing
+# again cannot help there; the delay is what helps), while a long-lived client got every answer.
 HANG_ATTEMPTS = 6
 
 _PREFIX: dict[str, Path] = {}  # per test process: the prefix, built once
