@@ -71,8 +71,9 @@ DROPPED_ANSWER = (
 def rclpy_warnings_to(ros_logger: Any) -> Iterator[None]:
     """While the block runs, every warning raised in rclpy's code goes to ``ros_logger`` as
     one WARN line, each time it happens (Python's default: once per process, to stderr only).
-    The one seen in practice, rclpy's "failed to send response (timeout)", gets what it means
-    for the client (:data:`DROPPED_ANSWER`). Other warnings are shown as before."""
+    rclpy's "failed to send response (timeout)" (rmw_fastrtps gave up waiting to match the
+    client's reply reader) gets what it means for the client (:data:`DROPPED_ANSWER`). Other
+    warnings are shown as before."""
     with warnings.catch_warnings():
         warnings.filterwarnings("always", module=r"rclpy(\.|$)")
         shown = warnings.showwarning
