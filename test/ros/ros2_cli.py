@@ -372,7 +372,8 @@ class Ros2:
             "ROS_LOG_DIR": str(home / "ros_log"),
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
-            "PYTHONFAULTHANDLER": "1",  # SIGABRT dumps the Python stacks (Ros2Process.diagnosis)
+            # SIGABRT dumps the Python stacks (Ros2._run, Ros2Process.diagnosis)
+            "PYTHONFAULTHANDLER": "1",
         }
         self.executable = str(_delayed_ros2(prefix, home))
         self._started: list[Ros2Process] = []

@@ -116,10 +116,9 @@ def _transition(ros2: Ros2, node: Ros2Process, name: str, timeout: float = 30.0)
 
     A command that hangs (its request or the answer lost: test/ros/ros2_cli.py says why) is
     recorded, and the node's state decides, as it would for a user: still in the start state
-    with nothing printed (the request never arrived) -> typed again, up to HANG_ATTEMPTS
-    times in all;
-    already in the target state (the answer was lost) -> done. Anything else fails the test.
-    The records are a warning when it went on, the failure's message otherwise."""
+    with nothing printed (the request never arrived) -> typed again, up to HANG_ATTEMPTS times
+    in all; already in the target state (the answer was lost) -> done. Anything else fails the
+    test. The records are a warning when it went on, the failure's message otherwise."""
     start, target = TRANSITIONS[name]
     hangs = []
     for _ in range(HANG_ATTEMPTS):
