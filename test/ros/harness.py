@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -24,6 +25,21 @@ from vltseg_ros.ros.node.transport import large_data_environment
 from vltseg_ros.ros.replay.live import node_command, write_params_file
 
 NODE = "vltseg_node"
+# Peer.lifecycle: how long an answer may take before the node's state is asked (a configure
+# loads a model: seconds), the state each transition leads to, and the states in between.
+ANSWER_WAIT = 10.0
+TARGET_STATE = {
+    Transition.TRANSITION_CONFIGURE: "inactive",
+    Transition.TRANSITION_CLEANUP: "unconfigured",
+    Transition.TRANSITION_ACTIVATE: "active",
+    Transition.TRANSITION_DEACTIVATE: "inactive",
+    Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: "finalized",
+    Transition.TRANSITION_INACTIVE_SHUTDOWN: "finalized",
+    Transition.TRANSITION_ACTIVE_SHUTDOWN: "finalized",
+}
+TRANSITIONAL_STATES = {
+    "configuring", "cleaningup", "activating", "deactivating", "shuttingdown", "errorprocessing"
+}  # fmt: skip
 
 
 def ros_environment(tmp_path: Path) -> dict[str, str]:
@@ -118,10 +134,18 @@ class Peer:
         return self._publishers[topic]
 
     def wait_for_subscriber(self, topic: str, msg_type: type, timeout: float = 60.0) -> None:
-        """Block until the node subscribed to ``topic`` (first messages are lost otherwise)."""
+        """Block until the node subscribed to ``topic`` (first messages are lost otherwise). The
+        failure shows the subscribers this process's graph lists (discovered but not matched,
+        or not discovered at all)."""
         publisher = self.publisher(topic, msg_type)
         wait_until(
-            lambda: publisher.get_subscription_count() > 0, timeout, f"subscriber on {topic}"
+            lambda: publisher.get_subscription_count() > 0,
+            timeout,
+            f"subscriber on {topic}",
+            lambda: [
+                f"{info.node_name} ({info.qos_profile.reliability.name})"
+                for info in self.node.get_subscriptions_info_by_topic(topic)
+            ],
         )
 
     def publish(self, topic: str, msg: Image | CompressedImage) -> None:
@@ -155,19 +179,37 @@ class Peer:
         return self.diagnostics(camera)
 
     def lifecycle(self, transition: int, timeout: float = 60.0) -> bool:
-        """Request a lifecycle transition of the node through its service; True on success."""
-        client = self.node.create_client(ChangeState, f"/{NODE}/change_state")
-        assert client.wait_for_service(timeout_sec=timeout), "no change_state service"
-        self.state(timeout)  # a repeatable round trip first: lets discovery settle (see state)
+        """Request a lifecycle transition of the node through its service; True on success.
+
+        A request with no answer in :data:`ANSWER_WAIT` s was either taken (the node left its
+        start state: the result is whether it reached the transition's target) or lost while
+        the two processes discovered each other (test/ros/ros2_cli.py tells that story; still
+        in the start state: sent again, as the CLI tests type ``lifecycle set`` again). When
+        more than one request went out, a refusal means an earlier one was taken (the node
+        refuses a transition from its target state): the state reached decides."""
+        client = self._ready_client(ChangeState, "change_state", timeout)
+        start = self.state(timeout)
         request = ChangeState.Request()
         request.transition.id = transition
-        return bool(_call(client, request, timeout).success)
+        deadline = time.monotonic() + timeout
+        futures = []
+        while time.monotonic() < deadline:
+            futures.append(client.call_async(request))
+            end = min(deadline, time.monotonic() + ANSWER_WAIT)
+            while not any(f.done() for f in futures) and time.monotonic() < end:
+                time.sleep(0.02)
+            answers = [f.result().success for f in futures if f.done()]
+            if answers and (answers[0] or len(futures) == 1):
+                return bool(answers[0])
+            now = self._settled_state(deadline)
+            if answers or now != start:
+                return now == TARGET_STATE[transition]
+        pytest.fail(f"no answer to transition {transition} in {timeout:.0f} s; in {start!r}")
 
     def state(self, timeout: float = 30.0) -> str:
         """The node's lifecycle state label. Asks again every 2 s: Fast DDS drops a service
         response while the server has not yet matched the client's reply reader."""
-        client = self.node.create_client(GetState, f"/{NODE}/get_state")
-        assert client.wait_for_service(timeout_sec=timeout), "no get_state service"
+        client = self._ready_client(GetState, "get_state", timeout)
         futures = [client.call_async(GetState.Request())]
         deadline = time.monotonic() + timeout
         while not any(future.done() for future in futures):
@@ -178,15 +220,27 @@ class Peer:
                 futures.append(client.call_async(GetState.Request()))
         return next(f for f in futures if f.done()).result().current_state.label
 
+    def _settled_state(self, deadline: float) -> str:
+        """The node's state once it is not in a transition (configuring, activating, ...)."""
+        while (label := self.state()) in TRANSITIONAL_STATES and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return label
+
+    def _ready_client(self, srv_type: type, service: str, timeout: float) -> Any:
+        """A client of the node's ``service`` once it is ready; the failure shows the services
+        this process's graph lists for the node."""
+        client = self.node.create_client(srv_type, f"/{NODE}/{service}")
+        if not client.wait_for_service(timeout_sec=timeout):
+            try:
+                known = self.node.get_service_names_and_types_by_node(NODE, "/")
+            except Exception as error:  # a diagnostic (rclpy: NodeNameNonExistentError)
+                known = f"({error})"
+            pytest.fail(f"no {service} service in {timeout:.0f} s; the graph lists: {known}")
+        return client
+
     def close(self) -> None:
         self._executor.shutdown()
         self.node.destroy_node()
-
-
-def _call(client: Any, request: Any, timeout: float) -> Any:
-    future = client.call_async(request)
-    wait_until(future.done, timeout, f"response of {client.srv_name}")
-    return future.result()
 
 
 def wait_until(
