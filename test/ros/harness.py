@@ -6,6 +6,7 @@ import os
 import subprocess
 import threading
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +26,12 @@ from vltseg_ros.ros.node.transport import large_data_environment
 from vltseg_ros.ros.replay.live import node_command, write_params_file
 
 NODE = "vltseg_node"
+# Peer.publisher's history depth: the longest burst a test publishes.
+BURST = 30
 # Peer.lifecycle: how long an answer may take before the node's state is asked (a configure
 # loads a model: seconds), the state each transition leads to, and the states in between.
 ANSWER_WAIT = 10.0
+READY_WAIT = 20.0  # Peer._ready_client: how long one client may take to find the service
 TARGET_STATE = {
     Transition.TRANSITION_CONFIGURE: "inactive",
     Transition.TRANSITION_CLEANUP: "unconfigured",
@@ -77,13 +81,17 @@ class NodeProcess:
 
     def log(self) -> str:
         """Everything the node printed so far."""
-        self._log.flush()
-        return self.log_path.read_text()
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def stop(self) -> None:
+        """SIGTERM (rclpy shuts down cleanly), SIGKILL after 15 s; prints the end of the node's
+        output (pytest shows it when the test failed)."""
+        print(f"--- the end of vltseg_node's output ---\n{self.log()[-4000:]}")
         if self.alive():
             self.process.terminate()
             try:
@@ -128,9 +136,10 @@ class Peer:
 
     def publisher(self, topic: str, msg_type: type) -> Any:
         if topic not in self._publishers:
-            # Reliable, so a reliable subscriber (the qos.input override) gets every frame;
+            # Reliable with room for a burst, so a reliable subscriber (the qos.input override)
+            # with that depth gets every frame (depth 1 may replace a frame not yet delivered);
             # a best-effort subscriber still matches it.
-            self._publishers[topic] = self.node.create_publisher(msg_type, topic, 1)
+            self._publishers[topic] = self.node.create_publisher(msg_type, topic, BURST)
         return self._publishers[topic]
 
     def wait_for_subscriber(self, topic: str, msg_type: type, timeout: float = 60.0) -> None:
@@ -227,19 +236,42 @@ class Peer:
         return label
 
     def _ready_client(self, srv_type: type, service: str, timeout: float) -> Any:
-        """A client of the node's ``service`` once it is ready; the failure shows the services
-        this process's graph lists for the node."""
-        client = self.node.create_client(srv_type, f"/{NODE}/{service}")
-        if not client.wait_for_service(timeout_sec=timeout):
-            try:
-                known = self.node.get_service_names_and_types_by_node(NODE, "/")
-            except Exception as error:  # a diagnostic (rclpy: NodeNameNonExistentError)
-                known = f"({error})"
-            pytest.fail(f"no {service} service in {timeout:.0f} s; the graph lists: {known}")
+        """A client of the node's ``service`` once it is ready. A client still not ready after
+        :data:`READY_WAIT` s is replaced by a new one (new endpoints, announced anew), with a
+        warning; the failure shows the services this process's graph lists for the node."""
+        deadline = time.monotonic() + timeout
+        waited = []
+        while True:
+            client = self.node.create_client(srv_type, f"/{NODE}/{service}")
+            wait = min(READY_WAIT, deadline - time.monotonic())
+            if client.wait_for_service(timeout_sec=wait):
+                break
+            # not destroyed: the spin thread may be waiting on it (InvalidHandle there)
+            waited.append(f"{wait:.0f} s")
+            if time.monotonic() >= deadline:
+                pytest.fail(
+                    f"no {service} service in {timeout:.0f} s (clients tried: {waited}); the "
+                    f"graph lists: {self._node_services()}"
+                )
+        if waited:
+            warnings.warn(
+                f"{service}: {len(waited)} client(s) not ready in {READY_WAIT:.0f} s, a new one "
+                "was",
+                stacklevel=3,
+            )
         return client
 
+    def _node_services(self) -> object:
+        try:
+            return self.node.get_service_names_and_types_by_node(NODE, "/")
+        except Exception as error:  # a diagnostic (rclpy: NodeNameNonExistentError)
+            return f"({error})"
+
     def close(self) -> None:
+        """Stop spinning and wait for the spin thread (a thread still spinning when the test
+        shuts rclpy down raises RCLError: the context is not valid), then destroy the node."""
         self._executor.shutdown()
+        self._thread.join(timeout=10)
         self.node.destroy_node()
 
 

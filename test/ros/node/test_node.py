@@ -19,7 +19,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from test.ros.harness import wait_until
+from test.ros.harness import BURST, wait_until
 from test.ros.node.in_process import (
     FakeEngine,
     node_in_process,
@@ -256,6 +256,9 @@ def test_a_burst_is_dropped_as_busy_and_old_frames_as_stale(ros, monkeypatch) ->
     peer, _ = ros
     replace_engine(monkeypatch, lambda segmenter, *_: SlowEngine())
     params = {**FAKE, "max_age": 5.0, "warmup": False, "inference": {"mode": "whole"}}
+    # Every frame reaches the node's callback (reliable, a history for the whole burst): the
+    # node, not the middleware, is what drops them.
+    params["qos"] = {"input": {"reliability": "reliable", "depth": BURST}}
     with node_in_process(peer, params) as node:
         _start(peer, node, {"camera": Image}, ("mask",))
         frame = array_to_image(two_classes(), "rgb8", peer.header("x"))
