@@ -30,7 +30,8 @@ first request sent the moment the service was ready was lost every time, one sen
 answered every time, and so was a second request of the same client. Nothing in the node can close
 that gap. The tests' ``ros2`` therefore waits :data:`FIRST_REQUEST_DELAY` s before each client's
 first request (:func:`_delayed_ros2`; the commands are ros2cli's), and a command that still hangs
-is typed again as a user would (docs/node.md): every hang is recorded, as a warning when a later
+is stopped with Ctrl-C's SIGINT (:func:`stop_hung`: a killed process delays the next ones) and
+typed again as a user would (docs/node.md): every hang is recorded, as a warning when a later
 attempt succeeded, in the failure otherwise.
 """
 
