@@ -29,18 +29,18 @@ NODE = "vltseg_node"
 # Peer.publisher's history depth: the longest burst a test publishes.
 BURST = 30
 # Peer.lifecycle: how long an answer may take before the node's state is asked (a configure
-# loads a model: seconds), the state each transition leads to, and the states in between.
+# loads a model: seconds).
 ANSWER_WAIT = 10.0
 READY_WAIT = 20.0  # Peer._ready_client: how long one client may take to find the service
-TARGET_STATE = {
-    Transition.TRANSITION_CONFIGURE: "inactive",
-    Transition.TRANSITION_CLEANUP: "unconfigured",
-    Transition.TRANSITION_ACTIVATE: "active",
-    Transition.TRANSITION_DEACTIVATE: "inactive",
-    Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: "finalized",
-    Transition.TRANSITION_INACTIVE_SHUTDOWN: "finalized",
-    Transition.TRANSITION_ACTIVE_SHUTDOWN: "finalized",
+# The transitions the tests request (by name, as `ros2 lifecycle set` types them): the id, the
+# state each starts from and the one it leads to; and the states in between.
+TRANSITIONS = {
+    "configure": (Transition.TRANSITION_CONFIGURE, "unconfigured", "inactive"),
+    "cleanup": (Transition.TRANSITION_CLEANUP, "inactive", "unconfigured"),
+    "activate": (Transition.TRANSITION_ACTIVATE, "inactive", "active"),
+    "deactivate": (Transition.TRANSITION_DEACTIVATE, "active", "inactive"),
 }
+TARGET_STATE = {transition: target for transition, _, target in TRANSITIONS.values()}
 TRANSITIONAL_STATES = {
     "configuring", "cleaningup", "activating", "deactivating", "shuttingdown", "errorprocessing"
 }  # fmt: skip

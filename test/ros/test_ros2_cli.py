@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from test.conftest import private_domain_id
+from test.ros.harness import TRANSITIONS
 from test.ros.ros2_cli import (
     HANG_ATTEMPTS,
     Ros2,
@@ -101,15 +102,6 @@ def test_run_reaches_active(ros2: Ros2, node: Ros2Process) -> None:
     assert NODE in ros2.until("node", "list", expect=f"^{NODE}$").stdout.split()
 
 
-# transition -> (the state it starts from, the state it leads to)
-TRANSITIONS = {
-    "configure": ("unconfigured", "inactive"),
-    "activate": ("inactive", "active"),
-    "deactivate": ("active", "inactive"),
-    "cleanup": ("inactive", "unconfigured"),
-}
-
-
 def _transition(ros2: Ros2, node: Ros2Process, name: str, timeout: float = 30.0) -> None:
     """``ros2 lifecycle set NODE name``; the node must reach the transition's state, and the
     command, when it ends, print "Transitioning successful".
@@ -119,7 +111,7 @@ def _transition(ros2: Ros2, node: Ros2Process, name: str, timeout: float = 30.0)
     with nothing printed (the request never arrived) -> typed again, up to HANG_ATTEMPTS times
     in all; already in the target state (the answer was lost) -> done. Anything else fails the
     test. The records are a warning when it went on, the failure's message otherwise."""
-    start, target = TRANSITIONS[name]
+    _, start, target = TRANSITIONS[name]
     hangs = []
     for _ in range(HANG_ATTEMPTS):
         log_before = len(node.log())
